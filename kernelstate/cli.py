@@ -1,0 +1,80 @@
+"""The ``kernelstate`` command line: ``kernelstate serve APP...``."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from ._version import __version__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .server.options import add_serve_arguments
+
+    parser = argparse.ArgumentParser(
+        prog="kernelstate",
+        description="kernelstate: session-backed interactive apps, served standalone, in Jupyter, or from a kernel.",
+    )
+    parser.add_argument("--version", action="version", version=f"kernelstate {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    serve = sub.add_parser(
+        "serve", help="serve scripts, notebooks or directories of them as apps",
+        description="Serve each APP (a .py script, an .ipynb notebook, or a directory of them). "
+                    "Every browser tab gets its own session and Bokeh Document.",
+    )
+    add_serve_arguments(serve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    ns = parser.parse_args(argv)
+    if ns.command != "serve":
+        parser.print_help()
+        return 2
+    return _serve(ns)
+
+
+def _serve(ns: argparse.Namespace) -> int:
+    from .errors import AppLoadError, ConfigError
+    from .loading import discover
+    from .server.options import ServeOptions
+    from .server.server import Server
+
+    logging.basicConfig(level=getattr(logging, ns.log_level.upper()),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        options = ServeOptions.from_argv(ns)
+        server = Server(discover(ns.apps), options)
+    except (AppLoadError, ConfigError) as exc:
+        print(f"kernelstate serve: error: {exc}", file=sys.stderr)
+        return 2
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        server.start()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, server.stop)
+            except (NotImplementedError, RuntimeError):
+                pass
+        print(f"kernelstate {__version__} serving {len(server.apps)} app(s) on {server.url}", flush=True)
+        for title, url in server.app_urls():
+            print(f"  {url}  ({title})", flush=True)
+        await server._stopped.wait()
+
+    try:
+        asyncio.run(run())
+    except OSError as exc:
+        print(f"kernelstate serve: cannot listen on {ns.address}:{ns.port}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Components: layouts, panes, widgets and indicators."""

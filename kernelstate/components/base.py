@@ -1,0 +1,160 @@
+"""Component: a param-based reactive object rendered as one Bokeh model per Document.
+
+A component can be shown in many Documents at once (several sessions, several
+notebook cells). Each Document gets its own model ("view"). A Python-side
+parameter change is pushed to every view, on each view's session loop; a
+browser-side change to a view sets the parameter, which pushes it to the
+other views, and ``.param.watch`` callbacks run once per change.
+
+Views are dropped when their session is destroyed, so a long-lived component
+does not keep dead sessions' Documents alive.
+"""
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import param
+from bokeh.document import Document
+from bokeh.model import Model
+
+from ..context import current_session, served_session_or_none
+
+if TYPE_CHECKING:
+    from ..session import Session
+
+
+@dataclass
+class View:
+    model: Model
+    session: weakref.ReferenceType[Session]
+    document: weakref.ReferenceType[Document]
+
+
+class Component(param.Parameterized):
+    """Base of every layout, pane, widget and indicator."""
+
+    #: component parameter -> bokeh property, for parameters synced Python -> browser.
+    _synced: ClassVar[dict[str, str]] = {}
+    #: bokeh property -> component parameter, for properties the browser may change.
+    _from_browser: ClassVar[dict[str, str]] = {}
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self._views: dict[int, View] = {}
+        self._views_lock = threading.RLock()
+        watched = [p for p in self.param if p != "name" or "name" in self._synced]
+        watched = [p for p in watched if p in self._synced or p in self._extra_watched()]
+        if watched:
+            self.param.watch(self._on_param_change, watched)
+
+    # -- subclasses implement ------------------------------------------------------
+    def _create_model(self, doc: Document, session: Session) -> Model:
+        raise NotImplementedError
+
+    def _model_props(self, names: list[str]) -> dict[str, Any]:
+        """Bokeh properties for the given changed parameters (default: ``_synced``)."""
+        return {self._synced[n]: self._to_model(n, getattr(self, n)) for n in names if n in self._synced}
+
+    def _to_model(self, name: str, value: Any) -> Any:
+        return value
+
+    def _from_model(self, prop: str, value: Any) -> Any:
+        return value
+
+    def _extra_watched(self) -> list[str]:
+        return []
+
+    def _update_view(self, view: View, names: list[str]) -> None:
+        props = self._model_props(names)
+        if props:
+            view.model.update(**props)
+
+    # -- views ----------------------------------------------------------------------
+    def get_model(self, doc: Document, session: Session | None = None) -> Model:
+        """The model showing this component in ``doc`` (created on first use)."""
+        session = session or current_session()
+        key = id(doc)
+        with self._views_lock:
+            view = self._views.get(key)
+            if view is not None and view.document() is doc:
+                return view.model
+        model = self._create_model(doc, session)
+        for prop, name in self._from_browser.items():
+            model.on_change(prop, self._browser_change(prop, name))
+        with self._views_lock:
+            self._views[key] = View(model, weakref.ref(session), weakref.ref(doc))
+        session.on_destroy(lambda s, key=key: self._drop_view(key))
+        return model
+
+    def _drop_view(self, key: int) -> None:
+        with self._views_lock:
+            self._views.pop(key, None)
+
+    def views(self) -> list[View]:
+        with self._views_lock:
+            return list(self._views.values())
+
+    def _browser_change(self, prop: str, name: str) -> Callable[[str, Any, Any], None]:
+        def on_change(attr: str, old: Any, new: Any) -> None:
+            value = self._from_model(prop, new)
+            if getattr(self, name) != value:
+                self.param.update(**{name: value})
+        return on_change
+
+    def _on_param_change(self, *events: param.parameterized.Event) -> None:
+        names = [e.name for e in events]
+        for view in self.views():
+            session = view.session()
+            if session is None or session.destroyed:
+                continue
+            session.call_soon(lambda view=view: self._apply(view, names))
+
+    def _apply(self, view: View, names: list[str]) -> None:
+        if view.document() is None:
+            return
+        self._update_view(view, names)
+
+    # -- serving ---------------------------------------------------------------------
+    def servable(self, title: str | None = None, area: str = "main") -> Component:
+        """Mark this component as (part of) the page of the app being served.
+
+        Outside a served app (a notebook, a plain script) it does nothing and
+        returns the component, so notebooks can be served unchanged.
+        """
+        if area not in ("main", "sidebar", "header"):
+            raise ValueError(f"area must be 'main', 'sidebar' or 'header'; got {area!r}")
+        session = served_session_or_none()
+        if session is not None:
+            session.servables.append((self, area))
+            if title is not None:
+                session.title = title
+        return self
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> Any:
+        from ..jupyter.display import mimebundle  # only reached inside a kernel
+
+        return mimebundle(self)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"
+
+
+def as_component(obj: Any) -> Component:
+    """Wrap plain values: a string becomes a Markdown pane."""
+    if isinstance(obj, Component):
+        return obj
+    if isinstance(obj, str):
+        from .pane import Markdown
+
+        return Markdown(obj)
+    if isinstance(obj, Model):
+        from .pane import BokehModel
+
+        return BokehModel(obj)
+    raise TypeError(
+        f"cannot show {type(obj).__name__} object {obj!r:.80}; pass a kernelstate component, a string or a Bokeh model"
+    )

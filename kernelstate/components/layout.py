@@ -1,0 +1,180 @@
+"""Layouts: Column, Row, FlexBox and Card, holding other components in ``objects``.
+
+Plain strings inside a layout become Markdown panes. Changing ``objects``
+(assign a new list, or use ``append``/``extend``/``insert``/``remove``/``clear``)
+updates every view.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import param
+from bokeh.document import Document
+from bokeh.events import ButtonClick
+from bokeh.models import Button as BkButton
+from bokeh.models import Column as BkColumn
+from bokeh.models import Div, Model
+from bokeh.models import Row as BkRow
+
+from .base import Component, View, as_component
+
+if TYPE_CHECKING:
+    from ..session import Session
+
+
+class ListLike(Component):
+    objects = param.List(default=[], doc="The child components, in order.")
+    sizing_mode = param.String(default=None, allow_None=True)
+    css_classes = param.List(default=[])
+    styles = param.Dict(default={})
+
+    _synced: ClassVar[dict[str, str]] = {"objects": "children", "styles": "styles", "css_classes": "css_classes"}
+
+    def __init__(self, *objects: Any, **params: Any) -> None:
+        if objects and "objects" in params:
+            raise ValueError("pass children either positionally or as objects=, not both")
+        params["objects"] = [as_component(o) for o in (objects or params.get("objects", []))]
+        super().__init__(**params)
+
+    @param.depends("objects", watch=True)
+    def _wrap_objects(self) -> None:
+        wrapped = [as_component(o) for o in self.objects]
+        if any(a is not b for a, b in zip(wrapped, self.objects, strict=True)):
+            self.objects = wrapped
+
+    def _children(self, doc: Document, session: Session) -> list[Model]:
+        return [child.get_model(doc, session) for child in self.objects]
+
+    def _update_view(self, view: View, names: list[str]) -> None:
+        session, doc = view.session(), view.document()
+        if session is None or doc is None:
+            return
+        props: dict[str, Any] = {}
+        if "objects" in names:
+            props["children"] = self._children(doc, session)
+        if "styles" in names:
+            props["styles"] = dict(self.styles)
+        if "css_classes" in names:
+            props["css_classes"] = list(self.css_classes)
+        self._container(view.model).update(**props)
+
+    def _container(self, model: Model) -> Model:
+        return model
+
+    def _layout_props(self) -> dict[str, Any]:
+        return {"sizing_mode": self.sizing_mode, "styles": dict(self.styles), "css_classes": list(self.css_classes)}
+
+    # list-like helpers; each assigns a new list so watchers see the change
+    def append(self, obj: Any) -> None:
+        self.objects = [*self.objects, as_component(obj)]
+
+    def extend(self, objs: list[Any]) -> None:
+        self.objects = [*self.objects, *(as_component(o) for o in objs)]
+
+    def insert(self, index: int, obj: Any) -> None:
+        objs = list(self.objects)
+        objs.insert(index, as_component(obj))
+        self.objects = objs
+
+    def remove(self, obj: Any) -> None:
+        self.objects = [o for o in self.objects if o is not obj]
+
+    def clear(self) -> None:
+        self.objects = []
+
+    def __getitem__(self, index: int) -> Component:
+        return self.objects[index]
+
+    def __len__(self) -> int:
+        return len(self.objects)
+
+    def __iter__(self) -> Iterator[Component]:
+        return iter(self.objects)
+
+
+class Column(ListLike):
+    """Children stacked vertically."""
+
+    def _create_model(self, doc: Document, session: Session) -> Model:
+        return BkColumn(children=self._children(doc, session), **self._layout_props())
+
+
+class Row(ListLike):
+    """Children side by side."""
+
+    def _create_model(self, doc: Document, session: Session) -> Model:
+        return BkRow(children=self._children(doc, session), **self._layout_props())
+
+
+class FlexBox(ListLike):
+    """Children in a wrapping CSS flexbox (``flex_direction`` 'row' or 'column')."""
+
+    flex_direction = param.Selector(default="row", objects=["row", "column"])
+    flex_wrap = param.Selector(default="wrap", objects=["wrap", "nowrap"])
+    gap = param.String(default="10px")
+
+    def _flex_styles(self) -> dict[str, str]:
+        return {"flex-wrap": self.flex_wrap, "gap": self.gap, **self.styles}
+
+    def _extra_watched(self) -> list[str]:
+        return ["flex_direction", "flex_wrap", "gap"]
+
+    def _create_model(self, doc: Document, session: Session) -> Model:
+        cls = BkRow if self.flex_direction == "row" else BkColumn
+        props = self._layout_props()
+        props["styles"] = self._flex_styles()
+        return cls(children=self._children(doc, session), **props)
+
+    def _update_view(self, view: View, names: list[str]) -> None:
+        super()._update_view(view, names)
+        if {"flex_wrap", "gap", "styles"} & set(names):
+            view.model.styles = self._flex_styles()
+
+
+class Card(ListLike):
+    """A titled box whose body can be collapsed by clicking its header button."""
+
+    title = param.String(default="")
+    collapsible = param.Boolean(default=True)
+    collapsed = param.Boolean(default=False)
+    hide_header = param.Boolean(default=False)
+
+    def _extra_watched(self) -> list[str]:
+        return ["title", "collapsible", "collapsed", "hide_header"]
+
+    def _header_text(self) -> str:
+        import html
+
+        return f'<span class="ks-card-title">{html.escape(self.title or self.name or "")}</span>'
+
+    def _create_model(self, doc: Document, session: Session) -> Model:
+        toggle = BkButton(label="▸" if self.collapsed else "▾", css_classes=["ks-card-toggle"],
+                          visible=self.collapsible, width=32)
+        toggle.on_event(ButtonClick, self._toggle)
+        header = BkRow(children=[toggle, Div(text=self._header_text(), css_classes=["ks-card-header-title"])],
+                       css_classes=["ks-card-header"], visible=not self.hide_header)
+        body = BkColumn(children=self._children(doc, session), css_classes=["ks-card-body"], visible=not self.collapsed)
+        props = self._layout_props()
+        props["css_classes"] = ["ks-card", *props["css_classes"]]
+        return BkColumn(children=[header, body], **props)
+
+    def _toggle(self, event: ButtonClick) -> None:
+        self.collapsed = not self.collapsed
+
+    def _container(self, model: Model) -> Model:
+        return model.children[1]
+
+    def _update_view(self, view: View, names: list[str]) -> None:
+        super()._update_view(view, [n for n in names if n == "objects"])
+        header, body = view.model.children
+        toggle, title = header.children
+        if "collapsed" in names:
+            body.visible = not self.collapsed
+            toggle.label = "▸" if self.collapsed else "▾"
+        if "collapsible" in names:
+            toggle.visible = self.collapsible
+        if "hide_header" in names:
+            header.visible = not self.hide_header
+        if "title" in names:
+            title.text = self._header_text()

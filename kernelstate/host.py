@@ -1,0 +1,99 @@
+"""Document hosts: where a session's Document lives.
+
+The session manager talks to every session through the :class:`DocumentHost`
+protocol and never knows whether the Document is in this process
+(:class:`InProcessHost`) or in a kernel (``kernelstate.jupyter.relay``):
+frames in, frames out, a page description, and destroy.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .loading import PageSpec
+from .session import RequestInfo, Session, hooks, registry
+from .sync import CloseCode, Connection, DocumentEndpoint, Fragment
+
+if TYPE_CHECKING:
+    from .loading import AppSpec
+
+log = logging.getLogger(__name__)
+
+
+class DocumentHost(Protocol):
+    """One session's Document, wherever it lives."""
+
+    session_id: str
+    page: PageSpec
+
+    def attach(self, conn: Connection) -> None:
+        """Start serving ``conn`` (sends ACK)."""
+
+    async def receive(self, conn: Connection, fragment: Fragment) -> None:
+        """One frame from the browser."""
+
+    def detach(self, conn: Connection) -> None:
+        """``conn`` went away (the session lives on until it expires)."""
+
+    def destroy(self, code: int = CloseCode.SESSION_EXPIRED, reason: str = "") -> None:
+        """Tear the session down; open connections are closed with ``code``."""
+
+    @property
+    def destroyed(self) -> bool: ...
+
+    @property
+    def request_reads(self) -> set[tuple[str, str | None]]: ...
+
+
+class InProcessHost:
+    """A Session whose Document lives in this process, served by a DocumentEndpoint."""
+
+    def __init__(self, session: Session, page: PageSpec) -> None:
+        self.session = session
+        self.session_id = session.id
+        self.page = page
+        self.endpoint = DocumentEndpoint(session)
+
+    @classmethod
+    async def create(cls, app: AppSpec, request: RequestInfo, session_id: str,
+                     loop: asyncio.AbstractEventLoop | None = None) -> InProcessHost:
+        """Create a session for ``request``: created hooks, then the app's code."""
+        session = Session(request, session_id=session_id, loop=loop or asyncio.get_running_loop())
+        registry.add(session)
+        hooks.run_created(session)
+        try:
+            page = await app.build(session)
+        except BaseException:
+            session.destroy()
+            raise
+        return cls(session, page)
+
+    def attach(self, conn: Connection) -> None:
+        self.endpoint.attach(conn)
+        self.session.mark_reconnected()
+
+    async def receive(self, conn: Connection, fragment: Fragment) -> None:
+        await self.endpoint.receive(conn, fragment)
+
+    def detach(self, conn: Connection) -> None:
+        self.endpoint.detach(conn)
+        if not self.endpoint.connections:
+            self.session.mark_disconnected()
+
+    def destroy(self, code: int = CloseCode.SESSION_EXPIRED, reason: str = "") -> None:
+        self.endpoint.close_all(code, reason or "session ended: reload the page to start a new one")
+        self.session.destroy()
+
+    @property
+    def destroyed(self) -> bool:
+        return self.session.destroyed
+
+    @property
+    def request_reads(self) -> set[tuple[str, str | None]]:
+        return self.session.request_reads
+
+    @property
+    def session_key_func(self) -> Any:
+        """A ``session_key_func`` the app set for its own session, if any."""
+        return self.session.config_overrides.get("session_key_func")

@@ -1,0 +1,4 @@
+"""``ks.indicators``: Number."""
+from .components.indicators import Number
+
+__all__ = ["Number"]

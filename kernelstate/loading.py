@@ -1,0 +1,285 @@
+"""App loading: scripts, notebooks, directories and Python objects -> AppSpec.
+
+An :class:`AppSpec` knows how to build one session's page: it runs the app's
+code afresh with the session active (so module globals are per session), then
+collects what was marked ``.servable()`` plus the template's areas as the
+Document's roots. Parsed and compiled sources are cached per file and
+re-read when the file changes.
+
+Notebook cells run in order; IPython magics (``%``/``%%``) and shell escapes
+(``!``) are skipped with a logged warning; top-level ``await`` works.
+"""
+from __future__ import annotations
+
+import ast
+import inspect
+import logging
+import os
+import re
+import sys
+import types
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .context import activate
+from .errors import AppLoadError
+from .session import Session
+
+log = logging.getLogger(__name__)
+AREAS = ("header", "sidebar", "main")
+
+
+@dataclass(frozen=True)
+class PageSpec:
+    """What a page needs from a built session: the kernel host sends the same data."""
+
+    title: str
+    template_name: str
+    roots: list[tuple[str, str]]          # (root model id, area) in document order
+    raw_css: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"title": self.title, "template_name": self.template_name,
+                "roots": [list(r) for r in self.roots], "raw_css": list(self.raw_css)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PageSpec:
+        return cls(data["title"], data["template_name"], [tuple(r) for r in data["roots"]], list(data.get("raw_css", [])))  # type: ignore[misc]
+
+
+@dataclass
+class _Compiled:
+    mtime: float
+    blocks: list[types.CodeType]
+    title: str
+
+
+_compiled: dict[str, _Compiled] = {}
+_FLAGS = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+
+
+def _title_from_markdown(text: str) -> str | None:
+    for line in text.splitlines():
+        m = re.match(r"#+\s+(.*)", line.strip())
+        if m:
+            return m.group(1).strip()
+    return None
+
+
+def _notebook_sources(path: Path) -> tuple[list[str], str | None]:
+    import nbformat
+
+    nb = nbformat.read(str(path), as_version=4)
+    sources: list[str] = []
+    title = None
+    for cell in nb.cells:
+        if cell.cell_type == "markdown" and title is None:
+            title = _title_from_markdown(cell.source)
+        if cell.cell_type != "code":
+            continue
+        src = cell.source
+        if src.lstrip().startswith("%%"):
+            log.warning("skipping cell magic in %s: %s", path.name, src.strip().splitlines()[0][:60])
+            continue
+        kept = []
+        for line in src.splitlines():
+            stripped = line.lstrip()
+            if stripped.startswith(("%", "!")):
+                log.warning("skipping IPython magic/shell line in %s: %s", path.name, stripped[:60])
+                kept.append("")
+            else:
+                kept.append(line)
+        sources.append("\n".join(kept))
+    return sources, title
+
+
+def compile_file(path: Path) -> _Compiled:
+    key = str(path)
+    mtime = path.stat().st_mtime
+    cached = _compiled.get(key)
+    if cached is not None and cached.mtime == mtime:
+        return cached
+    if path.suffix == ".ipynb":
+        sources, title = _notebook_sources(path)
+    else:
+        text = path.read_text(encoding="utf-8")
+        sources = [text]
+        doc = ast.get_docstring(ast.parse(text)) if text.strip() else None
+        title = doc.strip().splitlines()[0] if doc else None
+    blocks = [compile(src, str(path), "exec", flags=_FLAGS, dont_inherit=True) for src in sources if src.strip()]
+    entry = _Compiled(mtime, blocks, title or path.stem.replace("_", " ").replace("-", " "))
+    _compiled[key] = entry
+    return entry
+
+
+class AppSpec:
+    """One servable app at ``route`` (like ``/clock``)."""
+
+    def __init__(self, route: str, title: str) -> None:
+        self.route = route
+        self.title = title
+
+    @property
+    def source_path(self) -> Path | None:
+        return None
+
+    async def run(self, session: Session) -> None:
+        """Run the app's code for ``session`` (the session is active)."""
+        raise NotImplementedError
+
+    async def build(self, session: Session) -> PageSpec:
+        """Run the app for ``session`` and put its roots into the session's Document."""
+        with activate(session):
+            try:
+                await self.run(session)
+            except Exception as exc:
+                raise AppLoadError(
+                    f"app {self.route} raised {type(exc).__name__}: {exc}", path=self.route, cause=exc
+                ) from exc
+            return populate_document(session, self.title)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.route}>"
+
+
+async def _run_blocks(blocks: list[types.CodeType], namespace: dict[str, Any]) -> None:
+    for code in blocks:
+        result = eval(code, namespace)
+        if inspect.iscoroutine(result):
+            await result
+
+
+class FileApp(AppSpec):
+    """A ``.py`` script or ``.ipynb`` notebook, run afresh for every session."""
+
+    def __init__(self, path: Path, route: str | None = None) -> None:
+        self.path = path.resolve()
+        super().__init__(route or "/" + self.path.stem, compile_file(self.path).title)
+
+    @property
+    def source_path(self) -> Path | None:
+        return self.path
+
+    async def run(self, session: Session) -> None:
+        compiled = compile_file(self.path)
+        self.title = compiled.title
+        module = types.ModuleType(f"kernelstate_app_{session.serial}")
+        module.__file__ = str(self.path)
+        namespace = module.__dict__
+        namespace["__builtins__"] = __builtins__
+        directory = str(self.path.parent)
+        cwd = os.getcwd()
+        added = directory not in sys.path
+        if added:
+            sys.path.insert(0, directory)
+        os.chdir(directory)
+        try:
+            await _run_blocks(compiled.blocks, namespace)
+        finally:
+            os.chdir(cwd)
+            if added and directory in sys.path:
+                sys.path.remove(directory)
+        # The module's globals are this session's; drop them with it.
+        session.on_destroy(lambda s: namespace.clear())
+
+
+class ObjectApp(AppSpec):
+    """A component (shared by every session) or a callable (called per session)."""
+
+    def __init__(self, obj: Any, route: str, title: str | None = None) -> None:
+        self.obj = obj
+        super().__init__(route, title or _object_title(obj, route))
+
+    async def run(self, session: Session) -> None:
+        obj = self.obj
+        if callable(obj) and not _is_component(obj):
+            obj = obj()
+            if inspect.isawaitable(obj):
+                obj = await obj
+        if obj is None:
+            return
+        if not session.servables:
+            from .components.base import as_component
+
+            as_component(obj).servable()
+
+
+def _is_component(obj: Any) -> bool:
+    from .components.base import Component
+
+    return isinstance(obj, Component)
+
+
+def _object_title(obj: Any, route: str) -> str:
+    if callable(obj) and not _is_component(obj):
+        doc = inspect.getdoc(obj)
+        if doc:
+            return doc.strip().splitlines()[0]
+    return route.strip("/") or "app"
+
+
+def populate_document(session: Session, default_title: str) -> PageSpec:
+    """Turn the session's servables and template areas into Document roots."""
+    from .components.base import as_component
+    from .config import config
+
+    doc = session.document
+    if doc is None:
+        raise AppLoadError(f"session {session.id} was destroyed while building", path=default_title)
+    areas: dict[str, list[Any]] = {a: [] for a in AREAS}
+    for comp, area in session.servables:
+        areas[area].append(comp)
+    template = session.template
+    for area, comps in template.areas().items():
+        areas[area].extend(comps)
+    roots: list[tuple[str, str]] = []
+    for area in AREAS:
+        for comp in areas[area]:
+            model = as_component(comp).get_model(doc, session)
+            doc.add_root(model)
+            roots.append((model.id, area))
+    title = template.title or session.title or config.title or default_title
+    template.title = title
+    doc.title = title
+    return PageSpec(title, template.template_name, roots, list(config.raw_css))
+
+
+def discover(paths: list[str | Path]) -> list[AppSpec]:
+    """Apps for the CLI's APP arguments: files, or every script/notebook in a directory."""
+    apps: list[AppSpec] = []
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists():
+            raise AppLoadError(f"app path {str(raw)!r} does not exist; pass a .py script, an .ipynb notebook or a directory", path=str(raw))
+        if path.is_dir():
+            for child in sorted(path.iterdir()):
+                if child.suffix in (".py", ".ipynb") and not child.name.startswith(("_", ".")) and child.is_file():
+                    apps.append(FileApp(child))
+        elif path.suffix in (".py", ".ipynb"):
+            apps.append(FileApp(path))
+        else:
+            raise AppLoadError(f"cannot serve {str(raw)!r}: expected a .py script, an .ipynb notebook or a directory", path=str(raw))
+    routes: dict[str, AppSpec] = {}
+    for app in apps:
+        if app.route in routes:
+            raise AppLoadError(f"two apps would be served at {app.route}: {routes[app.route]} and {app}", path=app.route)
+        routes[app.route] = app
+    return apps
+
+
+def apps_from_object(obj: Any) -> list[AppSpec]:
+    """Apps for ``ks.serve(obj)``: a dict of route -> object, a path, or one object."""
+    if isinstance(obj, dict):
+        return [_one(value, "/" + str(key).strip("/")) for key, value in obj.items()]
+    return [_one(obj, "/")]
+
+
+def _one(obj: Any, route: str) -> AppSpec:
+    if isinstance(obj, (str, Path)) and Path(obj).suffix in (".py", ".ipynb"):
+        return FileApp(Path(obj), route if route != "/" else None)
+    return ObjectApp(obj, route)
+
+
+Builder = Callable[[Session], Any]

@@ -1,0 +1,189 @@
+"""The reuse cache (``--reuse-sessions``): rendered pages by key, never sessions.
+
+The first request for a key renders its own session normally; the page HTML
+(with the token left as a placeholder) is then cached under the key. Later
+requests with that key get the cached HTML at once with a fresh signed token
+for a *new* session, whose app code runs for that request when its WebSocket
+connects. No visitor's session is pinned, shared or kept alive by the cache.
+
+Safety:
+- the cache is an LRU bounded by ``max_keys``;
+- while the first render runs, the session records which request values the
+  app read (``ks.state.session_args[...]``, ``headers``, ``cookies``,
+  ``user``, ``request``). For each, the key function is probed with a request
+  where only that value differs; if the key does not change, the page may
+  depend on a value the key ignores: a warning names it and the page is not
+  cached. ``user`` and ``request`` cannot be probed: a key function covers
+  them only by declaring ``key_func.depends = {"user"}`` (or ``"request"``);
+- ``verify`` mode renders a fresh page for cache hits too and records any
+  difference from the cached one in ``differences`` (and the log).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from http.cookies import SimpleCookie
+from typing import Any
+from urllib.parse import urlencode
+
+from tornado.httputil import HTTPHeaders, HTTPServerRequest
+
+from .loading import PageSpec
+
+log = logging.getLogger(__name__)
+PROBE = "__kernelstate_probe__"
+
+
+def default_session_key(request: HTTPServerRequest) -> Hashable:
+    """The default key: the request path, nothing else."""
+    return request.path
+
+
+@dataclass(frozen=True)
+class CachedPage:
+    html: str            # with page.TOKEN_PLACEHOLDER where the token goes
+    spec: PageSpec
+
+
+def _label(kind: str, name: str | None) -> str:
+    shown = {"args": "session_args"}.get(kind, kind)
+    if kind in ("user", "request"):
+        return f"ks.state.{shown}"
+    return f"ks.state.{shown}[{name!r}]" if name is not None else f"ks.state.{shown} (iterated)"
+
+
+def _perturbed(request: HTTPServerRequest, kind: str, name: str | None) -> HTTPServerRequest:
+    headers = HTTPHeaders()
+    for key, value in request.headers.get_all():
+        headers.add(key, value)
+    uri = request.uri or "/"
+    if kind == "args":
+        args = {k: [v.decode("utf-8", "replace") for v in vs] for k, vs in request.query_arguments.items()}
+        args[name or PROBE] = [PROBE]
+        uri = request.path + "?" + urlencode(args, doseq=True)
+    elif kind == "headers":
+        if name is None or name.lower() == "cookie":
+            headers.add("X-Kernelstate-Probe", PROBE)
+        else:
+            headers[name] = PROBE
+    elif kind == "cookies":
+        cookies = SimpleCookie()
+        for key, morsel in request.cookies.items():
+            cookies[key] = morsel.value
+        cookies[name or PROBE] = PROBE
+        headers["Cookie"] = "; ".join(f"{k}={m.value}" for k, m in cookies.items())
+    return HTTPServerRequest(method=request.method, uri=uri, version=request.version,
+                             headers=headers, host=request.host)
+
+
+def uncovered_reads(reads: set[tuple[str, str | None]], key_func: Callable[[Any], Hashable],
+                    request: HTTPServerRequest) -> list[str]:
+    """Request values the app read that ``key_func`` does not distinguish."""
+    declared = set(getattr(key_func, "depends", ()) or ())
+    base = key_func(request)
+    missing: list[str] = []
+    for kind, name in sorted(reads, key=lambda r: (r[0], r[1] or "")):
+        if kind in ("user", "request"):
+            if kind not in declared:
+                missing.append(_label(kind, name))
+            continue
+        try:
+            changed = key_func(_perturbed(request, kind, name)) != base
+        except Exception:
+            changed = False
+        if not changed:
+            missing.append(_label(kind, name))
+    return missing
+
+
+class ReuseCache:
+    """LRU of rendered pages keyed by ``(app route, session_key_func(request))``."""
+
+    def __init__(self, max_keys: int = 32, verify: bool = False) -> None:
+        if max_keys < 1:
+            raise ValueError(f"max_keys must be >= 1; got {max_keys!r}")
+        self.max_keys = max_keys
+        self.verify = verify
+        self._pages: OrderedDict[Hashable, CachedPage] = OrderedDict()
+        self._lock = threading.Lock()
+        self._warned: set[tuple[str, str]] = set()
+        self.differences: list[str] = []
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._pages)
+
+    def key(self, route: str, key_func: Callable[[Any], Hashable] | None, request: HTTPServerRequest) -> Hashable | None:
+        """The cache key, or None when the key function failed (render uncached)."""
+        func = key_func or default_session_key
+        try:
+            key = func(request)
+            hash(key)
+        except Exception:
+            self._warn_once(route, "key", "session_key_func raised for %s; serving an uncached page (logged once per app)", route, exc_info=True)
+            return None
+        return (route, key)
+
+    def get(self, key: Hashable) -> CachedPage | None:
+        with self._lock:
+            page = self._pages.get(key)
+            if page is None:
+                self.misses += 1
+                return None
+            self._pages.move_to_end(key)
+            self.hits += 1
+            return page
+
+    def consider(self, key: Hashable, route: str, key_func: Callable[[Any], Hashable] | None,
+                 request: HTTPServerRequest, reads: set[tuple[str, str | None]], page: CachedPage) -> bool:
+        """Cache ``page`` under ``key`` unless the render read a value the key ignores."""
+        func = key_func or default_session_key
+        try:
+            missing = uncovered_reads(reads, func, request) if reads else []
+        except Exception:
+            missing = ["(the key function failed while probing)"]
+        if missing:
+            self._warn_once(
+                route, ",".join(missing),
+                "not caching the page of %s: the app read %s during its first render, but the reuse key "
+                "ignores it, so another user could see this user's page. Pass a session_key_func that "
+                "includes it, e.g. ks.extension(session_key_func=lambda r: (r.path, r.arguments.get('city'))).",
+                route, ", ".join(missing),
+            )
+            return False
+        with self._lock:
+            self._pages[key] = page
+            self._pages.move_to_end(key)
+            while len(self._pages) > self.max_keys:
+                self._pages.popitem(last=False)
+        return True
+
+    def compare(self, route: str, cached: PageSpec, fresh: PageSpec) -> list[str]:
+        """Verify mode: report how a fresh render differs from the cached page."""
+        diffs = []
+        if cached.title != fresh.title:
+            diffs.append(f"{route}: title differs: cached {cached.title!r}, fresh {fresh.title!r}")
+        if cached.template_name != fresh.template_name:
+            diffs.append(f"{route}: template differs: cached {cached.template_name!r}, fresh {fresh.template_name!r}")
+        if [a for _, a in cached.roots] != [a for _, a in fresh.roots]:
+            diffs.append(f"{route}: roots differ: cached {len(cached.roots)} {[a for _, a in cached.roots]}, fresh {len(fresh.roots)} {[a for _, a in fresh.roots]}")
+        if cached.raw_css != fresh.raw_css:
+            diffs.append(f"{route}: raw_css differs")
+        for diff in diffs:
+            log.warning("reuse-sessions verify: %s", diff)
+        self.differences.extend(diffs)
+        return diffs
+
+    def clear(self) -> None:
+        with self._lock:
+            self._pages.clear()
+
+    def _warn_once(self, route: str, what: str, msg: str, *args: Any, exc_info: bool = False) -> None:
+        if (route, what) in self._warned:
+            return
+        self._warned.add((route, what))
+        log.warning(msg, *args, exc_info=exc_info)

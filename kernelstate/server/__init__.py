@@ -1,0 +1,1 @@
+"""The standalone server: Tornado + the Bokeh protocol, one session per tab."""

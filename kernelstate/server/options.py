@@ -1,0 +1,157 @@
+"""ServeOptions: the one settings type shared by ``kernelstate serve`` and ``ks.serve``.
+
+CLI flag names follow Bokeh and Panel (milliseconds for lifetimes, seconds
+for the token expiration); they are converted here, once.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+
+DEFAULT_PORT = 5006
+
+
+def _parse_static(items: Any) -> dict[str, str]:
+    if isinstance(items, dict):
+        return {str(k).strip("/"): str(v) for k, v in items.items()}
+    out: dict[str, str] = {}
+    for item in items or ():
+        name, sep, directory = str(item).partition("=")
+        if not sep or not name.strip("/") or not directory:
+            raise ConfigError(f"--static-dirs expects NAME=DIR; got {item!r}")
+        out[name.strip("/")] = directory
+    return out
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """Every server setting, validated in ``__post_init__``."""
+
+    port: int = DEFAULT_PORT
+    address: str = "127.0.0.1"
+    prefix: str = ""
+    show: bool = False
+    autoreload: bool = False
+    dev: bool = False
+    num_threads: int | None = None
+    unused_session_lifetime_ms: int = 15000
+    check_unused_sessions_ms: int = 17000
+    keep_alive_ms: int = 37000
+    session_token_expiration_s: float = 300
+    allow_websocket_origin: tuple[str, ...] = ()
+    setup: str | None = None
+    static_dirs: dict[str, str] = field(default_factory=dict)
+    index: str | None = None
+    log_level: str = "info"
+    reuse_sessions: bool | str = False
+    reuse_sessions_max_keys: int = 32
+    warm: bool = False
+    global_loading_spinner: bool = False
+    max_sessions: int | None = None
+    websocket_max_message_size: int = 20 * 1024 * 1024
+    secret_key: str | None = None
+    title: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.port, int) or not 0 <= self.port <= 65535:
+            raise ConfigError(f"port must be an int in 0..65535 (0 picks a free port); got {self.port!r}")
+        prefix = self.prefix.strip("/")
+        object.__setattr__(self, "prefix", f"/{prefix}" if prefix else "")
+        for name in ("unused_session_lifetime_ms", "check_unused_sessions_ms", "keep_alive_ms"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 0:
+                raise ConfigError(f"{name} must be a non-negative number of milliseconds; got {value!r}")
+        if self.check_unused_sessions_ms == 0:
+            raise ConfigError("check_unused_sessions_ms must be > 0")
+        if self.session_token_expiration_s <= 0:
+            raise ConfigError(f"session_token_expiration_s must be > 0; got {self.session_token_expiration_s!r}")
+        if self.num_threads is not None and self.num_threads < 0:
+            raise ConfigError(f"num_threads must be >= 0; got {self.num_threads!r}")
+        if self.reuse_sessions not in (True, False, "verify"):
+            raise ConfigError(f"reuse_sessions must be True, False or 'verify'; got {self.reuse_sessions!r}")
+        if self.reuse_sessions_max_keys < 1:
+            raise ConfigError(f"reuse_sessions_max_keys must be >= 1; got {self.reuse_sessions_max_keys!r}")
+        if self.max_sessions is not None and self.max_sessions < 1:
+            raise ConfigError(f"max_sessions must be >= 1 or None; got {self.max_sessions!r}")
+        if self.log_level not in ("trace", "debug", "info", "warning", "error", "critical"):
+            raise ConfigError(f"log_level must be debug, info, warning, error or critical; got {self.log_level!r}")
+        object.__setattr__(self, "allow_websocket_origin", tuple(self.allow_websocket_origin))
+        object.__setattr__(self, "static_dirs", _parse_static(self.static_dirs))
+        for name, directory in self.static_dirs.items():
+            if not Path(directory).is_dir():
+                raise ConfigError(f"static dir for {name!r} does not exist: {directory!r}")
+        if self.setup is not None and not Path(self.setup).is_file():
+            raise ConfigError(f"--setup script not found: {self.setup!r}")
+
+    @property
+    def secret(self) -> str | None:
+        return self.secret_key or os.environ.get("KERNELSTATE_SECRET_KEY") or None
+
+    @classmethod
+    def from_kwargs(cls, **kwargs: Any) -> ServeOptions:
+        """Build from ``ks.serve`` keywords; unknown names get a clear error."""
+        names = {f.name for f in fields(cls)}
+        aliases = {"websocket_origin": "allow_websocket_origin", "threads": "num_threads", "nthreads": "num_threads"}
+        clean: dict[str, Any] = {}
+        for key, value in kwargs.items():
+            key = aliases.get(key, key)
+            if key not in names:
+                raise ConfigError(f"unknown server option {key!r}; valid options are: {', '.join(sorted(names))}")
+            if key == "allow_websocket_origin" and isinstance(value, str):
+                value = (value,)
+            clean[key] = value
+        return cls(**clean)
+
+    @classmethod
+    def from_argv(cls, ns: argparse.Namespace) -> ServeOptions:
+        reuse = ns.reuse_sessions
+        if reuse in ("true", "True", "yes", "1"):
+            reuse = True
+        return cls(
+            port=ns.port, address=ns.address, prefix=ns.prefix or "", show=ns.show,
+            autoreload=ns.autoreload or ns.dev, dev=ns.dev, num_threads=ns.num_threads,
+            unused_session_lifetime_ms=ns.unused_session_lifetime,
+            check_unused_sessions_ms=ns.check_unused_sessions, keep_alive_ms=ns.keep_alive,
+            session_token_expiration_s=ns.session_token_expiration,
+            allow_websocket_origin=tuple(ns.allow_websocket_origin or ()), setup=ns.setup,
+            static_dirs=_parse_static(ns.static_dirs), index=ns.index, log_level=ns.log_level,
+            reuse_sessions=reuse if reuse is not None else False,
+            reuse_sessions_max_keys=ns.reuse_sessions_max_keys, warm=ns.warm,
+            global_loading_spinner=ns.global_loading_spinner, max_sessions=ns.max_sessions,
+            websocket_max_message_size=ns.websocket_max_message_size, title=ns.title,
+        )
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``kernelstate serve`` flags (parsed into ServeOptions by from_argv)."""
+    d = ServeOptions()
+    a = parser.add_argument
+    a("apps", nargs="+", metavar="APP", help="a .py script, an .ipynb notebook, or a directory of them")
+    a("--port", type=int, default=DEFAULT_PORT, help=f"port to listen on (default {DEFAULT_PORT}; 0 picks a free port)")
+    a("--address", default=d.address, help="address to bind (default 127.0.0.1; use 0.0.0.0 to accept remote clients)")
+    a("--prefix", default="", help="URL prefix to serve under, e.g. /dash (for reverse proxies)")
+    a("--show", action="store_true", help="open the first app in a web browser")
+    a("--autoreload", action="store_true", help="reload open pages when an app's files change")
+    a("--dev", action="store_true", help="development mode: --autoreload, and tracebacks on error pages")
+    a("--num-threads", type=int, default=None, metavar="N", help="thread pool size for execute(schedule='thread') and threaded onload/tasks")
+    a("--unused-session-lifetime", type=int, default=d.unused_session_lifetime_ms, metavar="MS", help="how long a session without connections is kept, in ms (default 15000)")
+    a("--check-unused-sessions", type=int, default=d.check_unused_sessions_ms, metavar="MS", help="how often unused sessions are checked for expiry, in ms (default 17000)")
+    a("--keep-alive", type=int, default=d.keep_alive_ms, metavar="MS", help="WebSocket ping interval in ms; a client that does not answer is closed (default 37000; 0 disables)")
+    a("--session-token-expiration", type=float, default=d.session_token_expiration_s, metavar="S", help="seconds a page's token stays valid for its first connection (default 300)")
+    a("--allow-websocket-origin", action="append", metavar="HOST[:PORT]", help="allow WebSocket connections from this origin (repeatable; default: this server's own host:port)")
+    a("--setup", metavar="SCRIPT", help="a Python script run once at startup (e.g. to schedule_task or on_session_created)")
+    a("--static-dirs", nargs="*", metavar="NAME=DIR", help="serve DIR at /NAME/")
+    a("--index", metavar="PAGE", help="the app (name) to serve at /, or a Jinja2 .html template for the index")
+    a("--log-level", default="info", choices=["debug", "info", "warning", "error", "critical"], help="logging level (default info)")
+    a("--reuse-sessions", nargs="?", const=True, default=None, choices=[True, "verify", "true"], help="serve the rendered page from a cache keyed by session_key_func (default: the app path); 'verify' also renders fresh and reports differences")
+    a("--reuse-sessions-max-keys", type=int, default=d.reuse_sessions_max_keys, metavar="N", help="bound of the reuse cache (LRU, default 32)")
+    a("--warm", action="store_true", help="run every app once at startup (and cache its page with --reuse-sessions)")
+    a("--global-loading-spinner", action="store_true", help="show a loading overlay until the session's page has rendered")
+    a("--max-sessions", type=int, default=None, metavar="N", help="refuse new sessions beyond N with 503 (default: no limit)")
+    a("--websocket-max-message-size", type=int, default=d.websocket_max_message_size, metavar="BYTES", help="largest WebSocket message accepted (default 20 MiB)")
+    a("--title", default=None, help="default page title")

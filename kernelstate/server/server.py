@@ -1,0 +1,365 @@
+"""Server: the standalone kernelstate server, and ``ks.serve``.
+
+A Server runs on one asyncio loop: the caller's (inside a kernel, where it
+does not block), its own in a daemon thread (``threaded=True``), or a new one
+that blocks until stopped (a plain script). ``stop()`` may be called from any
+thread; it destroys every session (running their destroyed hooks) and frees
+the port.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import threading
+import webbrowser
+from pathlib import Path
+from typing import Any
+
+from bokeh.util.paths import bokehjs_path
+from tornado import web
+from tornado.httpserver import HTTPServer
+from tornado.httputil import HTTPHeaders, HTTPServerRequest
+from tornado.ioloop import PeriodicCallback
+from tornado.netutil import bind_sockets
+
+from ..config import config
+from ..context import activate, kernel_session
+from ..errors import AppLoadError
+from ..host import InProcessHost
+from ..loading import AppSpec, apps_from_object
+from ..reuse import CachedPage, ReuseCache
+from ..scheduling import thread_pool
+from ..session import RequestInfo
+from .handlers import (ConfinedStaticHandler, DocHandler, DocWebSocketHandler, IndexHandler,
+                       LivenessHandler, NotFoundHandler, request_info)
+from .manager import SessionManager
+from .options import ServeOptions
+from .origins import default_allowlist
+from .page import TOKEN_PLACEHOLDER, PageOptions, render_message, render_page
+from .tokens import Signer
+
+log = logging.getLogger(__name__)
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+RELOAD_CODE = 4100
+
+
+class Server:
+    """A running (or ready to run) kernelstate server."""
+
+    def __init__(self, apps: list[AppSpec], options: ServeOptions | None = None) -> None:
+        if not apps:
+            raise AppLoadError("nothing to serve: no apps were given", path="")
+        self.apps = apps
+        self.options = options or ServeOptions()
+        self.signer = Signer.create(self.options.secret)
+        self.manager = SessionManager(self._create_host, self.options.unused_session_lifetime_ms,
+                                      self.options.max_sessions)
+        self.reuse = ReuseCache(self.options.reuse_sessions_max_keys, verify=self.options.reuse_sessions == "verify")
+        self.key_funcs: dict[str, Any] = {}
+        self.port: int | None = None
+        self.extra_origins: list[str] = []
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.thread: threading.Thread | None = None
+        self.warm_task: asyncio.Task[None] | None = None
+        self._http: HTTPServer | None = None
+        self._cleanup: PeriodicCallback | None = None
+        self._stopped = asyncio.Event()
+        self._stop_done = threading.Event()
+        self._watch_task: asyncio.Task[None] | None = None
+        self.started = False
+
+    # -- URLs -------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        host = "localhost" if self.options.address in ("127.0.0.1", "0.0.0.0", "::", "localhost") else self.options.address
+        return f"http://{host}:{self.port}{self.options.prefix}/"
+
+    def app_urls(self) -> list[tuple[str, str]]:
+        return [(app.title, self.url.rstrip("/") + app.route) for app in self.apps]
+
+    @property
+    def origin_allowlist(self) -> list[str]:
+        assert self.port is not None
+        return [*self.options.allow_websocket_origin, *self.extra_origins,
+                *default_allowlist(self.options.address, self.port)]
+
+    def root_url_for(self, path: str) -> str:
+        depth = path.count("/") - 1 - self.options.prefix.count("/")
+        return "../" * depth if depth > 0 else "./"
+
+    # -- sessions ----------------------------------------------------------------------
+    async def _create_host(self, app: AppSpec, request: RequestInfo, session_id: str) -> InProcessHost:
+        return await InProcessHost.create(app, request, session_id, self.loop)
+
+    def _reuse_mode(self) -> bool | str:
+        return self.options.reuse_sessions or config.process_value("reuse_sessions")
+
+    async def page_for(self, app: AppSpec, request: HTTPServerRequest) -> str:
+        """The HTML for one page request: a new session, or a cached page for a pending one."""
+        info = request_info(request)
+        spinner = self.options.global_loading_spinner or config.process_value("global_loading_spinner")
+        page_options = PageOptions(root_url=self.root_url_for(request.path), spinner=spinner)
+        expiration = self.options.session_token_expiration_s
+        reuse = self._reuse_mode()
+        key = None
+        if reuse:
+            key_func = self.key_funcs.get(app.route) or config.process_value("session_key_func")
+            key = self.reuse.key(app.route, key_func, request)
+            cached = self.reuse.get(key) if key is not None else None
+            if cached is not None:
+                session_id = self.signer.new_session_id()
+                self.manager.add_pending(session_id, app, info, expiration)
+                if reuse == "verify":
+                    await self._verify(app, info, cached)
+                return cached.html.replace(TOKEN_PLACEHOLDER, self.signer.token(session_id, expiration))
+        session_id = self.signer.new_session_id()
+        entry = await self.manager.create(app, info, session_id)
+        html = render_page(entry.host.page, TOKEN_PLACEHOLDER, page_options)
+        if reuse and key is not None:
+            learned = getattr(entry.host, "session_key_func", None)
+            key_func = learned or self.key_funcs.get(app.route) or config.process_value("session_key_func")
+            if learned is not None:
+                self.key_funcs[app.route] = learned
+                key = self.reuse.key(app.route, learned, request)
+            if key is not None:
+                self.reuse.consider(key, app.route, key_func, request, set(entry.host.request_reads),
+                                    CachedPage(html, entry.host.page))
+        return html.replace(TOKEN_PLACEHOLDER, self.signer.token(session_id, expiration))
+
+    async def _verify(self, app: AppSpec, info: RequestInfo, cached: CachedPage) -> None:
+        session_id = self.signer.new_session_id()
+        try:
+            entry = await self.manager.create(app, info, session_id)
+        except AppLoadError as exc:
+            self.reuse.differences.append(f"{app.route}: fresh render failed: {exc}")
+            return
+        try:
+            self.reuse.compare(app.route, cached.spec, entry.host.page)
+        finally:
+            self.manager.destroy(session_id)
+
+    # -- start/stop --------------------------------------------------------------------
+    def _application(self) -> web.Application:
+        p = self.options.prefix
+        server = {"server": self}
+        routes: list[Any] = [
+            (rf"{p}/static/(.*)", ConfinedStaticHandler, {"path": bokehjs_path()}),
+            (rf"{p}/ks-static/(.*)", ConfinedStaticHandler, {"path": str(STATIC_DIR)}),
+            (rf"{p}/liveness/?", LivenessHandler, server),
+        ]
+        for name, directory in self.options.static_dirs.items():
+            routes.append((rf"{p}/{name}/(.*)", ConfinedStaticHandler, {"path": str(Path(directory).resolve())}))
+        index_app = self._index_app()
+        if index_app is not None:
+            routes.append((rf"{p}/ws", DocWebSocketHandler, {**server, "app": index_app}))
+            routes.append((rf"{p}/?", DocHandler, {**server, "app": index_app}))
+        elif len(self.apps) == 1 and self.options.index is None:
+            routes.append((rf"{p}/?", web.RedirectHandler, {"url": f"{p}{self.apps[0].route}"}))
+        else:
+            routes.append((rf"{p}/?", IndexHandler, server))
+        for app in self.apps:
+            if app.route == "/":
+                continue
+            route = p + app.route
+            routes.append((rf"{route}/ws", DocWebSocketHandler, {**server, "app": app}))
+            routes.append((rf"{route}/?", DocHandler, {**server, "app": app}))
+        keep_alive = self.options.keep_alive_ms / 1000.0 or None
+        return web.Application(
+            routes, default_handler_class=NotFoundHandler, default_handler_args=server,
+            websocket_ping_interval=keep_alive, websocket_ping_timeout=keep_alive,
+            websocket_max_message_size=self.options.websocket_max_message_size,
+            log_function=self._log_request, compress_response=True,
+        )
+
+    def _index_app(self) -> AppSpec | None:
+        root = [a for a in self.apps if a.route == "/"]
+        if root:
+            return root[0]
+        if self.options.index and not self.options.index.endswith(".html"):
+            name = self.options.index.strip("/")
+            for app in self.apps:
+                if app.route.strip("/") == name or Path(name).stem == app.route.strip("/"):
+                    return app
+            raise AppLoadError(f"--index {self.options.index!r} names no served app; apps: {[a.route for a in self.apps]}", path=name)
+        return None
+
+    def render_index(self, links: list[dict[str, Any]], root: str) -> str:
+        if self.options.index and self.options.index.endswith(".html"):
+            from jinja2 import Template
+
+            return Template(Path(self.options.index).read_text(encoding="utf-8"), autoescape=True).render(items=links, title=self.options.title or "kernelstate apps")
+        return render_message(self.options.title or "kernelstate apps", self.options.title or "Apps on this server",
+                              [f"{len(links)} app(s). Each tab gets its own session."], root, links=links)
+
+    @staticmethod
+    def _log_request(handler: web.RequestHandler) -> None:
+        status = handler.get_status()
+        level = logging.INFO if status < 400 else logging.WARNING if status < 500 else logging.ERROR
+        logging.getLogger("kernelstate.access").log(level, "%d %s %s %.1fms", status, handler.request.method,
+                                                     handler.request.uri, 1000.0 * handler.request.request_time())
+
+    def start(self) -> None:
+        """Bind and start serving on the running loop (call from inside it)."""
+        if self.started:
+            return
+        self.loop = asyncio.get_running_loop()
+        self._stopped = asyncio.Event()
+        if self.options.num_threads is not None:
+            thread_pool.resize(self.options.num_threads)
+        sockets = bind_sockets(self.options.port, self.options.address, family=socket.AF_INET
+                               if ":" not in self.options.address else socket.AF_UNSPEC)
+        self.port = sockets[0].getsockname()[1]
+        self._http = HTTPServer(self._application(), xheaders=False)
+        self._http.add_sockets(sockets)
+        self._cleanup = PeriodicCallback(self.manager.cleanup, self.options.check_unused_sessions_ms)
+        self._cleanup.start()
+        self.started = True
+        if self.options.setup:
+            self._run_setup(self.options.setup)
+        if self.options.warm:
+            self.warm_task = self.loop.create_task(self.warm())
+        if self.options.autoreload:
+            self._watch_task = self.loop.create_task(self._watch())
+        if self.options.show:
+            webbrowser.open(self.app_urls()[0][1])
+
+    def _run_setup(self, path: str) -> None:
+        source = Path(path).read_text(encoding="utf-8")
+        namespace: dict[str, Any] = {"__name__": "kernelstate_setup", "__file__": str(Path(path).resolve())}
+        with activate(kernel_session()):
+            exec(compile(source, path, "exec"), namespace)
+        log.info("ran setup script %s", path)
+
+    async def warm(self) -> None:
+        """Run every app once (and cache its page when reusing); failures are reported, not fatal."""
+        total = len(self.apps)
+        for i, app in enumerate(self.apps, 1):
+            log.info("warming %d/%d: %s", i, total, app.route)
+            path = self.options.prefix + (app.route if app.route != "/" else "/")
+            request = HTTPServerRequest(method="GET", uri=path, headers=HTTPHeaders({"Host": f"127.0.0.1:{self.port}"}))
+            try:
+                before = {e.id for e in self.manager.entries()}
+                await self.page_for(app, request)
+                for entry in self.manager.entries():
+                    if entry.id not in before:
+                        self.manager.destroy(entry.id)
+            except Exception as exc:
+                cause = getattr(exc, "cause", None) or exc
+                log.error("warming %s failed: %s: %s (the server keeps serving)", app.route, type(cause).__name__, cause)
+        log.info("warmed %d app(s)", total)
+
+    async def _watch(self) -> None:
+        from watchfiles import awatch
+
+        paths = {str(app.source_path) for app in self.apps if app.source_path is not None}
+        if not paths:
+            return
+        async for changes in awatch(*paths, stop_event=self._stopped):
+            changed = {Path(p).resolve() for _, p in changes}
+            for entry in self.manager.entries():
+                if entry.app.source_path in changed:
+                    self.manager.destroy(entry.id, RELOAD_CODE, "the app changed: reloading")
+            self.reuse.clear()
+            log.info("reloaded: %s", ", ".join(sorted(str(p) for p in changed)))
+
+    async def serve_until_stopped(self) -> None:
+        self.start()
+        await self._stopped.wait()
+
+    def _teardown(self) -> None:
+        if not self.started:
+            return
+        self.started = False
+        if self._cleanup is not None:
+            self._cleanup.stop()
+        self.manager.destroy_all()
+        if self._http is not None:
+            self._http.stop()
+        for task in (self.warm_task, self._watch_task):
+            if task is not None:
+                task.cancel()
+        self._stopped.set()
+        self._stop_done.set()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Destroy every session, free the port and (threaded) end the thread."""
+        loop = self.loop
+        if loop is None or not self.started:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._teardown()
+        elif loop.is_running():
+            self._stop_done.clear()
+            loop.call_soon_threadsafe(self._teardown)
+            self._stop_done.wait(timeout)
+        else:
+            self._teardown()
+        if self.thread is not None and self.thread is not threading.current_thread():
+            self.thread.join(timeout)
+        _running_servers.discard(self)
+
+    def __repr__(self) -> str:
+        return f"<kernelstate Server {self.url if self.port else '(not started)'} apps={[a.route for a in self.apps]}>"
+
+
+_running_servers: set[Server] = set()
+
+
+def running_servers() -> list[Server]:
+    """Servers started by ``ks.serve`` in this process and not yet stopped."""
+    return sorted(_running_servers, key=lambda s: s.port or 0)
+
+
+def serve(obj: Any, port: int = 0, address: str = "127.0.0.1", show: bool = False,
+          threaded: bool = False, start: bool = True, **options: Any) -> Server:
+    """Serve a component, a callable, a script/notebook path, or a dict of them.
+
+    Returns at once with ``threaded=True`` (own loop, daemon thread) or inside a
+    running loop (a kernel); otherwise ``start=True`` blocks until stopped.
+    """
+    opts = ServeOptions.from_kwargs(port=port, address=address, show=show, **options)
+    server = Server(apps_from_object(obj), opts)
+    if not start:
+        return server
+    if threaded:
+        ready = threading.Event()
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            async def main() -> None:
+                try:
+                    server.start()
+                except BaseException as exc:
+                    errors.append(exc)
+                    return
+                finally:
+                    ready.set()
+                await server._stopped.wait()
+            asyncio.run(main())
+
+        server.thread = threading.Thread(target=run, name=f"kernelstate-server-{port}", daemon=True)
+        server.thread.start()
+        ready.wait(30)
+        if errors:
+            raise errors[0]
+        _running_servers.add(server)
+        return server
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        _running_servers.add(server)
+        try:
+            asyncio.run(server.serve_until_stopped())
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.stop()
+        return server
+    server.start()
+    _running_servers.add(server)
+    return server

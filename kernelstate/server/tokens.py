@@ -1,0 +1,83 @@
+"""Signed session ids and page tokens.
+
+Ids and tokens are signed (HMAC-SHA256) by default with a per-process random
+key, or ``KERNELSTATE_SECRET_KEY`` so several processes can share one. The
+token carries only the session id and its expiry: request values stay on
+the server, so nothing secret (HttpOnly cookies, auth headers) ever reaches
+the page. The signature is checked before anything in the token is decoded.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from dataclasses import dataclass
+
+
+class TokenError(Exception):
+    """The token is invalid; ``reason`` is safe to show."""
+
+    def __init__(self, reason: str, expired: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.expired = expired
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+@dataclass(frozen=True)
+class Signer:
+    key: bytes
+
+    @classmethod
+    def create(cls, secret: str | None) -> Signer:
+        return cls(secret.encode("utf-8") if secret else secrets.token_bytes(32))
+
+    def _sig(self, text: str) -> str:
+        return _b64(hmac.new(self.key, text.encode("utf-8"), hashlib.sha256).digest())
+
+    def new_session_id(self) -> str:
+        raw = secrets.token_urlsafe(32)
+        return f"{raw}.{self._sig(raw)}"
+
+    def check_session_id(self, session_id: str) -> bool:
+        raw, sep, sig = session_id.partition(".")
+        return bool(sep) and hmac.compare_digest(self._sig(raw), sig)
+
+    def token(self, session_id: str, expiration_s: float) -> str:
+        # Same layout as Bokeh's tokens (expiry in UNIX seconds), so bokeh.client can connect too.
+        payload = {"session_id": session_id, "session_expiry": time.time() + expiration_s}
+        body = _b64(json.dumps(payload, separators=(",", ":")).encode("utf-8"))
+        return f"{body}.{self._sig(body)}"
+
+    def verify(self, token: str, max_len: int = 4096) -> tuple[str, bool]:
+        """Return ``(session_id, expired)`` or raise TokenError.
+
+        The token's own signature is checked before its payload is decoded,
+        and the session id inside must carry a valid signature too.
+        """
+        if not token or len(token) > max_len:
+            raise TokenError("missing or oversized token")
+        body, sep, sig = token.partition(".")
+        if not sep or not hmac.compare_digest(self._sig(body), sig):
+            raise TokenError("invalid token signature")
+        try:
+            payload = json.loads(_unb64(body))
+            session_id = payload["session_id"]
+            expiry = payload["session_expiry"]
+        except (ValueError, KeyError, TypeError, binascii.Error):
+            raise TokenError("malformed token payload") from None
+        if not isinstance(session_id, str) or not self.check_session_id(session_id):
+            raise TokenError("invalid session id signature")
+        expired = not isinstance(expiry, (int, float)) or time.time() >= expiry
+        return session_id, expired

@@ -1,0 +1,345 @@
+"""Session: one browser tab's (or one kernel's) Document and everything it owns.
+
+A session owns its Bokeh ``Document``, the request that created it, its
+per-session config overrides, its template, its :class:`Scheduler` (periodic
+callbacks, tasks, the onload queue) and its destroyed hooks. Its lifecycle is::
+
+    created -> loaded -> (disconnected -> reconnected)* -> destroyed
+
+``Session.destroy()`` is the single, idempotent teardown. Nothing about a
+session is stored anywhere else, apart from the process-wide, documented
+:data:`registry` of live sessions used for ``ks.state.session_info``.
+
+Thread-safety: a session's Document is mutated on its event loop only;
+``Session.call_soon`` moves work there from other threads.
+"""
+from __future__ import annotations
+
+import asyncio
+import enum
+import itertools
+import logging
+import os
+import secrets
+import threading
+import time
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from bokeh.document import Document
+
+from .context import activate
+from .scheduling import Scheduler, _RateLimitedLog, callback_name
+
+log = logging.getLogger(__name__)
+app_log = logging.getLogger("kernelstate.application")
+
+
+class Lifecycle(enum.Enum):
+    CREATED = "created"
+    LOADED = "loaded"
+    DISCONNECTED = "disconnected"
+    RECONNECTED = "reconnected"
+    DESTROYED = "destroyed"
+
+
+@dataclass(frozen=True)
+class RequestInfo:
+    """What the app may know about the request that created its session.
+
+    ``args`` follows tornado: ``dict[str, list[bytes]]``.
+    """
+
+    args: Mapping[str, list[bytes]] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)
+    cookies: Mapping[str, str] = field(default_factory=dict)
+    path: str = ""
+    url: str = ""
+    user: str | None = None
+    remote_ip: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "args": {k: [v.decode("utf-8", "replace") for v in vs] for k, vs in self.args.items()},
+            "headers": dict(self.headers), "cookies": dict(self.cookies),
+            "path": self.path, "url": self.url, "user": self.user, "remote_ip": self.remote_ip,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> RequestInfo:
+        return cls(
+            args={k: [v.encode() for v in vs] for k, vs in data.get("args", {}).items()},
+            headers=dict(data.get("headers", {})), cookies=dict(data.get("cookies", {})),
+            path=data.get("path", ""), url=data.get("url", ""), user=data.get("user"),
+            remote_ip=data.get("remote_ip"),
+        )
+
+
+def new_session_id() -> str:
+    """A 256-bit random id (signing is the server's business, see server/tokens.py)."""
+    return secrets.token_urlsafe(32)
+
+
+class SessionHooks:
+    """Process-wide created/destroyed hooks (``ks.state.on_session_*`` outside a session)."""
+
+    def __init__(self) -> None:
+        self.created: list[Callable[[Session], Any]] = []
+        self.destroyed: list[Callable[[Session], Any]] = []
+
+    def add_created(self, cb: Callable[[Session], Any]) -> None:
+        if cb not in self.created:
+            self.created.append(cb)
+
+    def add_destroyed(self, cb: Callable[[Session], Any]) -> None:
+        if cb not in self.destroyed:
+            self.destroyed.append(cb)
+
+    def run_created(self, session: Session) -> None:
+        for cb in list(self.created):
+            session.scheduler.invoke(lambda cb=cb: cb(session), f"on_session_created hook {callback_name(cb)}")
+
+
+hooks = SessionHooks()
+
+
+@dataclass
+class SessionRecord:
+    """One row of ``ks.state.session_info``; times are UNIX seconds."""
+
+    id: str
+    path: str
+    created: float
+    rendered: float | None = None
+    ended: float | None = None
+    user_agent: str | None = None
+
+
+class SessionRegistry:
+    """Process-wide bookkeeping of sessions for ``ks.state.session_info``.
+
+    Live sessions are held weakly; ended records are kept for the most recent
+    ``history`` sessions only, so the registry is bounded.
+    """
+
+    def __init__(self, history: int = 1000) -> None:
+        self._live: weakref.WeakValueDictionary[str, Session] = weakref.WeakValueDictionary()
+        self._records: OrderedDict[str, SessionRecord] = OrderedDict()
+        self._history = history
+        self._lock = threading.Lock()
+        self.total = 0
+
+    def add(self, session: Session) -> None:
+        with self._lock:
+            self._live[session.id] = session
+            self._records[session.id] = SessionRecord(
+                session.id, session.request.path, session.created_at,
+                user_agent=session.request.headers.get("User-Agent"),
+            )
+            self.total += 1
+            self._trim()
+
+    def rendered(self, session: Session) -> None:
+        with self._lock:
+            record = self._records.get(session.id)
+            if record is not None:
+                record.rendered = time.time()
+
+    def ended(self, session: Session) -> None:
+        with self._lock:
+            self._live.pop(session.id, None)
+            record = self._records.get(session.id)
+            if record is not None:
+                record.ended = time.time()
+            self._trim()
+
+    def _trim(self) -> None:
+        while len(self._records) > self._history:
+            oldest = next(iter(self._records))
+            if oldest in self._live:
+                break
+            del self._records[oldest]
+
+    def live(self) -> int:
+        return len(self._live)
+
+    def info(self) -> dict[str, Any]:
+        with self._lock:
+            sessions = {sid: vars(rec).copy() for sid, rec in self._records.items()}
+        return {"total": self.total, "live": self.live(), "sessions": sessions}
+
+
+registry = SessionRegistry()
+_counter = itertools.count(1)
+
+
+class Session:
+    """One user's session. Create through a server or ``Session.for_test``."""
+
+    kind = "served"
+
+    def __init__(self, request: RequestInfo | None = None, session_id: str | None = None,
+                 loop: asyncio.AbstractEventLoop | None = None, document: Document | None = None,
+                 clock: Any = None) -> None:
+        self.id = session_id or new_session_id()
+        self.serial = next(_counter)
+        self.request = request or RequestInfo()
+        self.document: Document | None = document if document is not None else Document()
+        self.config_overrides: dict[str, Any] = {}
+        self.lifecycle = Lifecycle.CREATED
+        self.created_at = time.time()
+        self.scheduler = Scheduler(self, clock)
+        self.destroyed_hooks: list[Callable[[Session], Any]] = []
+        self.request_reads: set[tuple[str, str | None]] = set()
+        self.title: str | None = None
+        self.servables: list[tuple[Any, str]] = []
+        self._template: Any = None
+        self._loop = loop
+        self._busy = 0
+        self._busy_lock = threading.Lock()
+        self._destroyed = False
+        self._destroy_listeners: list[Callable[[Session], None]] = []
+
+    # -- lifecycle ------------------------------------------------------------
+    @property
+    def loaded(self) -> bool:
+        return self.lifecycle not in (Lifecycle.CREATED, Lifecycle.DESTROYED)
+
+    @property
+    def destroyed(self) -> bool:
+        return self._destroyed
+
+    def mark_loaded(self) -> None:
+        """The browser rendered the Document: run the onload queue (once)."""
+        if self.lifecycle is not Lifecycle.CREATED:
+            return
+        self.lifecycle = Lifecycle.LOADED
+        registry.rendered(self)
+        self.scheduler.run_onload()
+
+    def mark_disconnected(self) -> None:
+        if not self._destroyed and self.lifecycle is not Lifecycle.CREATED:
+            self.lifecycle = Lifecycle.DISCONNECTED
+
+    def mark_reconnected(self) -> None:
+        if self.lifecycle is Lifecycle.DISCONNECTED:
+            self.lifecycle = Lifecycle.RECONNECTED
+
+    def on_destroy(self, listener: Callable[[Session], None]) -> None:
+        """Internal listeners (servers, hosts) told after teardown."""
+        self._destroy_listeners.append(listener)
+
+    def destroy(self) -> None:
+        """Stop everything the session scheduled, run destroyed hooks once, drop the Document.
+
+        Idempotent: a second call does nothing. A hook that raises is logged
+        and the others still run.
+        """
+        if self._destroyed:
+            return
+        self._destroyed = True
+        self.lifecycle = Lifecycle.DESTROYED
+        self.scheduler.stop()
+        for cb in [*self.destroyed_hooks, *hooks.destroyed]:
+            try:
+                with activate(self):
+                    cb(self)
+            except Exception:
+                _RateLimitedLog().failed(f"on_session_destroyed hook {callback_name(cb)}", self.id)
+        self.destroyed_hooks.clear()
+        document, self.document = self.document, None
+        if document is not None:
+            _release_document(document)
+        self._template = None
+        self.servables.clear()
+        registry.ended(self)
+        for listener in self._destroy_listeners:
+            try:
+                listener(self)
+            except Exception:
+                log.exception("destroy listener failed (session=%s)", self.id)
+        self._destroy_listeners.clear()
+
+    # -- loop and busy --------------------------------------------------------
+    def event_loop(self) -> asyncio.AbstractEventLoop | None:
+        return self._loop
+
+    def bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+
+    def call_soon(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` on the session's loop (now, if already there)."""
+        self.scheduler.on_loop(fn)
+
+    @property
+    def busy(self) -> bool:
+        return self._busy > 0
+
+    def busy_enter(self) -> None:
+        with self._busy_lock:
+            self._busy += 1
+
+    def busy_exit(self) -> None:
+        with self._busy_lock:
+            self._busy = max(0, self._busy - 1)
+
+    # -- template -------------------------------------------------------------
+    @property
+    def template(self) -> Any:
+        """This session's template instance, created on first use from ``config.template``."""
+        if self._template is None:
+            from .config import config
+            from .template import create_template
+
+            with activate(self):
+                name = config.template
+                self._template = create_template(name)
+        return self._template
+
+    def has_template(self) -> bool:
+        return self._template is not None
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.id[:8]}... {self.lifecycle.value}>"
+
+
+class KernelSession(Session):
+    """The session that is current in a kernel or script outside any served session.
+
+    It is always loaded (``onload`` runs at once) and never destroyed; its
+    periodic callbacks run on whichever asyncio loop is running in the
+    thread that registers them (the kernel's loop in a notebook).
+    """
+
+    kind = "kernel"
+
+    def __init__(self) -> None:
+        super().__init__(RequestInfo(), session_id=f"kernel-{os.getpid()}")
+        self.lifecycle = Lifecycle.LOADED
+
+    def event_loop(self) -> asyncio.AbstractEventLoop | None:
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is not None and (self._loop is None or self._loop.is_closed() or not self._loop.is_running()):
+            self._loop = running
+        if self._loop is not None and self._loop.is_closed():
+            self._loop = None
+        return self._loop
+
+    def destroy(self) -> None:
+        """A kernel session lives as long as the process: stop its callbacks only."""
+        self.scheduler.stop()
+        self.scheduler = Scheduler(self)
+
+
+def _release_document(document: Document) -> None:
+    """Break the Document's references so it and its models can be collected."""
+    try:
+        document.clear()
+    except Exception:
+        log.exception("could not clear a destroyed session's document")

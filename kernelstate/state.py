@@ -1,0 +1,193 @@
+"""``ks.state``: the session-aware runtime API, as a facade with no storage.
+
+Every property reads the current session (see :mod:`kernelstate.context`);
+in a kernel outside any served session that is the process-wide
+``KernelSession``. Process-wide things are named as such: ``cache``
+(:mod:`kernelstate.cache`), named tasks (:mod:`kernelstate.tasks`) and
+``session_info`` (:data:`kernelstate.session.registry`).
+
+Reads of request values (``session_args``, ``headers``, ``cookies``,
+``request``, ``user``) are recorded on the session, so the reuse cache can
+tell when a page depends on the request.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Hashable, Iterator, Mapping
+from typing import Any
+
+from bokeh.document import Document
+
+from .cache import Cache, cache
+from .context import current_session
+from .scheduling import PeriodicCallback
+from .session import RequestInfo, Session, hooks, registry
+from .tasks import ScheduledTask, tasks
+
+state_log = logging.getLogger("kernelstate.state")
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
+           "error": logging.ERROR, "critical": logging.CRITICAL}
+
+
+class _Recorded(Mapping[str, Any]):
+    """A read-only view of a request mapping that records which keys the app read."""
+
+    def __init__(self, data: Mapping[str, Any], session: Session, kind: str) -> None:
+        self._data = data
+        self._session = session
+        self._kind = kind
+
+    def __getitem__(self, key: str) -> Any:
+        self._session.request_reads.add((self._kind, key))
+        return self._data[key]
+
+    def __contains__(self, key: object) -> bool:
+        self._session.request_reads.add((self._kind, str(key)))
+        return key in self._data
+
+    def __iter__(self) -> Iterator[str]:
+        self._session.request_reads.add((self._kind, None))
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        self._session.request_reads.add((self._kind, None))
+        return len(self._data)
+
+    def __repr__(self) -> str:
+        self._session.request_reads.add((self._kind, None))
+        return repr(dict(self._data))
+
+
+def _recorded(kind: str) -> Mapping[str, Any]:
+    session = current_session()
+    return _Recorded(getattr(session.request, kind), session, kind)
+
+
+class State:
+    """The ``ks.state`` object; see the module docstring."""
+
+    # -- the current session --------------------------------------------------
+    @property
+    def session(self) -> Session:
+        return current_session()
+
+    @property
+    def curdoc(self) -> Document | None:
+        return current_session().document
+
+    @property
+    def session_id(self) -> str:
+        return current_session().id
+
+    @property
+    def session_args(self) -> Mapping[str, list[bytes]]:
+        return _recorded("args")
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        return _recorded("headers")
+
+    @property
+    def cookies(self) -> Mapping[str, str]:
+        return _recorded("cookies")
+
+    @property
+    def user(self) -> str | None:
+        session = current_session()
+        session.request_reads.add(("user", None))
+        return session.request.user
+
+    @property
+    def request(self) -> RequestInfo:
+        session = current_session()
+        session.request_reads.add(("request", None))
+        return session.request
+
+    @property
+    def template(self) -> Any:
+        return current_session().template
+
+    @property
+    def loaded(self) -> bool:
+        return current_session().loaded
+
+    @property
+    def busy(self) -> bool:
+        return current_session().busy
+
+    @property
+    def served(self) -> bool:
+        return current_session().kind != "kernel"
+
+    # -- process-wide ---------------------------------------------------------
+    @property
+    def cache(self) -> Cache:
+        """Process-wide: shared by every session and the kernel."""
+        return cache
+
+    @property
+    def session_info(self) -> dict[str, Any]:
+        """Process-wide: ``{"total", "live", "sessions": {id: {created, rendered, ended, ...}}}``."""
+        return registry.info()
+
+    def log(self, msg: str, level: str = "info") -> None:
+        """Log ``msg`` prefixed with the current session id."""
+        if level not in _LEVELS:
+            raise ValueError(f"level must be one of {', '.join(_LEVELS)}; got {level!r}")
+        state_log.log(_LEVELS[level], "session %s: %s", current_session().id, msg)
+
+    # -- scheduling -----------------------------------------------------------
+    def add_periodic_callback(self, callback: Callable[[], Any], period: float = 500,
+                              count: int | None = None, timeout: float | None = None,
+                              start: bool = True) -> PeriodicCallback:
+        """Run ``callback`` every ``period`` ms; ``timeout`` is also in ms.
+
+        Inside a session it is stopped when the session is destroyed; in a
+        kernel it runs on the kernel's loop. Raises ``NoEventLoopError``
+        when there is no loop to run on.
+        """
+        return current_session().scheduler.add_periodic(callback, period, count, timeout, start)
+
+    def execute(self, callback: Callable[[], Any], schedule: bool | str = "auto") -> Any:
+        """Run ``callback`` for the current session.
+
+        ``"auto"``: now when on the session's loop, else on its next tick;
+        ``True``: next tick; ``"thread"``: on the thread pool (returns a
+        ``concurrent.futures.Future``), with the session still current.
+        """
+        return current_session().scheduler.execute(callback, schedule)
+
+    def onload(self, callback: Callable[[], Any], threaded: bool = False) -> None:
+        """Run ``callback`` once the browser has rendered the session (at once if it has)."""
+        current_session().scheduler.onload(callback, threaded)
+
+    def schedule_task(self, name: str, callback: Callable[[], Any], at: Any = None,
+                      period: Any = None, cron: str | None = None, threaded: bool = False) -> ScheduledTask:
+        """Schedule a process-wide named task; a second call with the same name does nothing."""
+        return tasks.schedule(name, callback, at=at, period=period, cron=cron, threaded=threaded)
+
+    def cancel_task(self, name: str) -> bool:
+        """Cancel the named task; returns whether it existed."""
+        return tasks.cancel(name)
+
+    def on_session_created(self, callback: Callable[[Session], Any]) -> None:
+        """Process-wide: ``callback(session)`` runs for every new session, before its app code."""
+        hooks.add_created(callback)
+
+    def on_session_destroyed(self, callback: Callable[[Session], Any]) -> None:
+        """In a served session: for that session; elsewhere: for every session."""
+        session = current_session()
+        if session.kind == "kernel":
+            hooks.add_destroyed(callback)
+        elif callback not in session.destroyed_hooks:
+            session.destroyed_hooks.append(callback)
+
+    def as_cached(self, key: Hashable, fn: Callable[..., Any], ttl: float | None = None, **kwargs: Any) -> Any:
+        """Process-wide memo: compute ``fn(**kwargs)`` once per key (``ttl`` in seconds)."""
+        return cache.as_cached(key, fn, ttl=ttl, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<kernelstate state; current session {current_session().id}>"
+
+
+state = State()

@@ -1,0 +1,223 @@
+"""The Bokeh protocol, served from one Session's Document to its connections.
+
+``DocumentEndpoint`` is transport-agnostic: a :class:`Connection` is anything
+that can write a list of frames at once and close with a code. The standalone
+server's WebSocket handler is one; the kernel's comm (a relayed browser tab)
+is another. Both run this same code.
+
+Invariants:
+- every incoming message is dispatched with the session active;
+- document changes are coalesced: all events of one loop iteration go out as
+  one PATCH-DOC per connection, each message written in one go, and never
+  echoed to the connection whose patch caused them;
+- a malformed message closes only its own connection (close code 4001); a
+  message that fails in user code gets an ERROR reply and the connection stays.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from bokeh.document.events import DocumentPatchedEvent
+from bokeh.events import DocumentReady
+from bokeh.protocol import Protocol as BokehProtocol
+from bokeh.protocol.message import Message
+from bokeh.protocol.receiver import Receiver
+
+from .context import activate
+from .scheduling import _RateLimitedLog
+from .session import Session
+
+log = logging.getLogger(__name__)
+
+Fragment = str | bytes
+MAX_BUFFERS = 64
+CLIENT_MSGTYPES = frozenset({"PULL-DOC-REQ", "PATCH-DOC", "PUSH-DOC", "SERVER-INFO-REQ", "ACK", "OK", "ERROR"})
+
+
+class CloseCode:
+    """WebSocket close codes kernelstate uses (all in the 4000-4999 application range)."""
+
+    MALFORMED = 4001        # the client sent something that is not a valid Bokeh protocol message
+    FORBIDDEN = 4003        # a message type the client may not send
+    TOKEN_EXPIRED = 4401    # the page's token expired before it connected
+    SESSION_EXPIRED = 4404  # the session was destroyed (idle too long); reload for a new one
+    SERVER_STOPPING = 4503  # the server is shutting down
+    KERNEL_DIED = 4510      # the kernel hosting the Document died
+
+
+class Connection(Protocol):
+    """One client of a Document (a browser tab, or the relay for one)."""
+
+    def send_frames(self, frames: Sequence[Fragment]) -> None: ...
+
+    def close(self, code: int, reason: str) -> None: ...
+
+
+protocol = BokehProtocol()
+
+
+def message_frames(message: Message[Any]) -> list[Fragment]:
+    """All frames of a message, in wire order."""
+    frames: list[Fragment] = [message.header_json, message.metadata_json, message.content_json]
+    for buffer in message.buffers:
+        frames.append(json.dumps(buffer.ref))
+        frames.append(buffer.to_bytes())
+    return frames
+
+
+class _ConnectionState:
+    def __init__(self) -> None:
+        self.receiver = Receiver(protocol)
+        self.expect_header = True
+        self.remaining = 0
+
+
+class DocumentEndpoint:
+    """Serves ``session.document`` over the Bokeh protocol to its connections."""
+
+    def __init__(self, session: Session) -> None:
+        if session.document is None:
+            raise ValueError(f"session {session.id} has no document (destroyed?)")
+        self.session = session
+        self.document = session.document
+        self._connections: dict[Connection, _ConnectionState] = {}
+        self._pending: list[DocumentPatchedEvent] = []
+        self._pending_lock = threading.Lock()
+        self._flush_scheduled = False
+        self._errors = _RateLimitedLog()
+        self.document.on_change(self._document_changed)
+        self.document.on_event(DocumentReady, self._document_ready)
+
+    @property
+    def connections(self) -> list[Connection]:
+        return list(self._connections)
+
+    # -- connections ------------------------------------------------------------
+    def attach(self, conn: Connection) -> None:
+        """Start serving ``conn``: it gets an ACK and may then PULL the document."""
+        self._connections[conn] = _ConnectionState()
+        conn.send_frames(message_frames(protocol.create("ACK")))
+
+    def detach(self, conn: Connection) -> None:
+        self._connections.pop(conn, None)
+
+    def close_all(self, code: int, reason: str) -> None:
+        for conn in list(self._connections):
+            self._connections.pop(conn, None)
+            try:
+                conn.close(code, reason)
+            except Exception:
+                log.debug("closing a connection failed (session=%s)", self.session.id, exc_info=True)
+
+    def _document_ready(self, event: DocumentReady) -> None:
+        self.session.mark_loaded()
+
+    # -- incoming -------------------------------------------------------------
+    async def receive(self, conn: Connection, fragment: Fragment) -> None:
+        """Feed one frame from ``conn``; dispatch the message once complete."""
+        state = self._connections.get(conn)
+        if state is None:
+            return
+        try:
+            if state.expect_header:
+                self._check_header(fragment)
+            message = await state.receiver.consume(fragment)
+        except Exception as exc:
+            self._malformed(conn, exc)
+            return
+        state.expect_header = message is not None
+        if message is not None:
+            await self._dispatch(conn, message)
+
+    def _check_header(self, fragment: Fragment) -> None:
+        if not isinstance(fragment, str):
+            raise ValueError("expected a text header frame, got binary")
+        header = json.loads(fragment)
+        if not isinstance(header, dict):
+            raise ValueError("header must be a JSON object")
+        msgtype = header.get("msgtype")
+        if msgtype not in CLIENT_MSGTYPES:
+            raise ValueError(f"unknown msgtype {str(msgtype)[:40]!r}")
+        num_buffers = header.get("num_buffers", 0)
+        if not isinstance(num_buffers, int) or not 0 <= num_buffers <= MAX_BUFFERS:
+            raise ValueError(f"num_buffers must be an int in 0..{MAX_BUFFERS}")
+
+    def _malformed(self, conn: Connection, exc: Exception) -> None:
+        reason = f"malformed message: {type(exc).__name__}: {exc}"[:120]
+        log.warning("closing connection: %s (session=%s)", reason, self.session.id)
+        self.detach(conn)
+        conn.close(CloseCode.MALFORMED, reason)
+
+    async def _dispatch(self, conn: Connection, message: Message[Any]) -> None:
+        msgtype = message.msgtype
+        msgid = message.header["msgid"]
+        if msgtype == "PULL-DOC-REQ":
+            self._send(conn, protocol.create("PULL-DOC-REPLY", msgid, self.document))
+        elif msgtype == "PATCH-DOC":
+            self._apply_patch(conn, message)
+        elif msgtype == "SERVER-INFO-REQ":
+            self._send(conn, protocol.create("SERVER-INFO-REPLY", msgid))
+        elif msgtype == "PUSH-DOC":
+            log.warning("refused PUSH-DOC from a client (session=%s)", self.session.id)
+            self._send(conn, protocol.create("ERROR", msgid, "PUSH-DOC from a client is not allowed"))
+        # ACK/OK/ERROR from a client need no reply
+
+    def _apply_patch(self, conn: Connection, message: Message[Any]) -> None:
+        msgid = message.header["msgid"]
+        session = self.session
+        session.busy_enter()
+        try:
+            with activate(session):
+                message.apply_to_document(self.document, conn)
+        except Exception as exc:
+            self._errors.failed("applying a PATCH-DOC", session.id)
+            self._send(conn, protocol.create("ERROR", msgid, f"{type(exc).__name__}: {exc}"[:500]))
+        else:
+            self._send(conn, protocol.create("OK", msgid))
+        finally:
+            session.busy_exit()
+        self._flush()
+
+    def _send(self, conn: Connection, message: Message[Any]) -> None:
+        if conn in self._connections:
+            conn.send_frames(message_frames(message))
+
+    # -- outgoing -------------------------------------------------------------
+    def _document_changed(self, event: Any) -> None:
+        if not isinstance(event, DocumentPatchedEvent):
+            return
+        with self._pending_lock:
+            self._pending.append(event)
+            if self._flush_scheduled:
+                return
+            self._flush_scheduled = True
+        loop = self.session.event_loop()
+        if loop is None:
+            self._flush()
+        else:
+            loop.call_soon_threadsafe(self._flush)
+
+    def _flush(self) -> None:
+        with self._pending_lock:
+            events, self._pending = self._pending, []
+            self._flush_scheduled = False
+        if not events or not self._connections:
+            return
+        cache: dict[tuple[int, ...], list[Fragment]] = {}
+        for conn in list(self._connections):
+            mine = [e for e in events if e.setter is not conn]
+            if not mine:
+                continue
+            key = tuple(id(e) for e in mine)
+            frames = cache.get(key)
+            if frames is None:
+                try:
+                    frames = cache[key] = message_frames(protocol.create("PATCH-DOC", mine))
+                except Exception:
+                    log.exception("could not serialize a patch (session=%s)", self.session.id)
+                    return
+            conn.send_frames(frames)

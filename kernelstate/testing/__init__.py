@@ -1,0 +1,9 @@
+"""Testing helpers, public: ProtocolClient, FakeClock, and pytest fixtures (``ks_*``).
+
+The fixtures are in :mod:`kernelstate.testing.plugin`; enable them with
+``pytest_plugins = ["kernelstate.testing.plugin"]``.
+"""
+from .client import ClosedError, ProtocolClient, ProtocolError, session_id_from_token, token_from_html
+from .clock import FakeClock
+
+__all__ = ["ClosedError", "FakeClock", "ProtocolClient", "ProtocolError", "session_id_from_token", "token_from_html"]
