@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 from ._version import __version__
 
 _ATTRS = {
-    "config": ("config", "config"),
-    "extension": ("config", "extension"),
-    "state": ("state", "state"),
+    "config": ("settings", "config"),
+    "extension": ("settings", "extension"),
+    "state": ("runtime", "state"),
     "serve": ("server.server", "serve"),
     "Server": ("server.server", "Server"),
     "Column": ("components.layout", "Column"),
@@ -29,10 +29,10 @@ __all__ = ["__version__", *_ATTRS, *_MODULES, "load_ipython_extension"]
 if TYPE_CHECKING:
     from . import errors, indicators, pane, template, testing, widgets
     from .components.layout import Card, Column, FlexBox, Row
-    from .config import config, extension
+    from .settings import config, extension
     from .server.server import Server, serve
     from .session import Session
-    from .state import state
+    from .runtime import state
 
 
 def __getattr__(name: str) -> Any:

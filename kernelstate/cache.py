@@ -59,7 +59,7 @@ class Cache(OrderedDict[Hashable, Any]):
             return self[key]
 
     def _trim(self) -> None:
-        from .config import config
+        from .settings import config
 
         limit = config.process_value("cache_max_items")
         while len(self) > limit:

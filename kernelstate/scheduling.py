@@ -71,7 +71,7 @@ class _Pool:
     def get(self) -> ThreadPoolExecutor:
         with self._lock:
             if self._executor is None:
-                from .config import config
+                from .settings import config
 
                 self._executor = ThreadPoolExecutor(
                     max_workers=config.process_value("nthreads") or None,
@@ -119,6 +119,7 @@ class PeriodicCallback:
         if count is not None and count < 1:
             raise ValueError(f"count must be None or >= 1; got {count!r}")
         self._scheduler = scheduler
+        self._clock = scheduler.clock
         self.callback = callback
         self._period = float(period)
         self.count = count
@@ -142,7 +143,7 @@ class PeriodicCallback:
         self._period = float(value)
         if self.running:
             self._cancel_timer()
-            self._next_ms = self._scheduler.clock.monotonic_ms() + self._period
+            self._next_ms = self._clock.monotonic_ms() + self._period
             self._arm()
 
     @property
@@ -154,7 +155,7 @@ class PeriodicCallback:
         if self.running:
             return
         self._scheduler.check_alive()
-        self._started_ms = self._scheduler.clock.monotonic_ms()
+        self._started_ms = self._clock.monotonic_ms()
         self._next_ms = self._started_ms + self._period
         self._scheduler.periodic.add(self)
         self._active = True
@@ -171,14 +172,14 @@ class PeriodicCallback:
             self._handle = None
 
     def _arm(self) -> None:
-        delay = self._next_ms - self._scheduler.clock.monotonic_ms()
-        self._handle = self._scheduler.call_later(delay, self._tick)
+        delay = self._next_ms - self._clock.monotonic_ms()
+        self._handle = self._scheduler.call_later(delay, self._tick, self._clock)
 
     def _tick(self) -> None:
         self._handle = None
         if not self._scheduler.alive or not self._active:
             return
-        now = self._scheduler.clock.monotonic_ms()
+        now = self._clock.monotonic_ms()
         if self.timeout is not None and now - self._started_ms > self.timeout:
             self._active = False
             return
@@ -207,12 +208,17 @@ class Scheduler:
 
     def __init__(self, session: Session, clock: Clock | None = None) -> None:
         self.session = session
-        self.clock = clock or default_clock()
+        self._clock = clock
         self.periodic: set[PeriodicCallback] = set()
         self.tasks: set[asyncio.Task[Any]] = set()
         self.timers: set[TimerHandle] = set()
         self.onload_queue: list[tuple[Callable[[], Any], bool]] = []
         self.alive = True
+
+    @property
+    def clock(self) -> Clock:
+        """The fixed clock of this scheduler, else the current default clock."""
+        return self._clock or default_clock()
 
     # -- loop -----------------------------------------------------------------
     def check_alive(self) -> None:
@@ -224,9 +230,10 @@ class Scheduler:
     def loop(self) -> asyncio.AbstractEventLoop | None:
         return self.session.event_loop()
 
-    def call_later(self, delay_ms: float, fn: Callable[[], None]) -> TimerHandle:
+    def call_later(self, delay_ms: float, fn: Callable[[], None], clock: Clock | None = None) -> TimerHandle:
+        clock = clock or self.clock
         loop = self.loop()
-        if loop is None and self.clock.needs_loop():
+        if loop is None and clock.needs_loop():
             raise NoEventLoopError(
                 "add_periodic_callback needs a running event loop: call it from a served app, "
                 "a notebook kernel, or a coroutine; a plain script has none"
@@ -237,7 +244,7 @@ class Scheduler:
             self.timers.discard(handle)  # type: ignore[arg-type]
             fn()
 
-        handle = self.clock.call_later(delay_ms, fire, loop)
+        handle = clock.call_later(delay_ms, fire, loop)
         self.timers.add(handle)
         return handle
 

@@ -291,7 +291,7 @@ class Session:
     def template(self) -> Any:
         """This session's template instance, created on first use from ``config.template``."""
         if self._template is None:
-            from .config import config
+            from .settings import config
             from .template import create_template
 
             with activate(self):

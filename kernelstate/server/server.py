@@ -23,7 +23,7 @@ from tornado.httputil import HTTPHeaders, HTTPServerRequest
 from tornado.ioloop import PeriodicCallback
 from tornado.netutil import bind_sockets
 
-from ..config import config
+from ..settings import config
 from ..context import activate, kernel_session
 from ..errors import AppLoadError
 from ..host import InProcessHost

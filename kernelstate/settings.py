@@ -1,4 +1,4 @@
-"""``ks.config``: process settings with a per-session override layer.
+"""``ks.config`` (this module is ``settings`` so it never shadows the ``ks.config`` object): process settings with a per-session override layer.
 
 A setting written while a served session is active (its app code is running)
 applies to that session only and is stored on the session. Written anywhere
