@@ -1,0 +1,2 @@
+"""Broken app"""
+raise ZeroDivisionError("the app divided by zero")
