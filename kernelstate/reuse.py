@@ -151,7 +151,7 @@ class ReuseCache:
                 route, ",".join(missing),
                 "not caching the page of %s: the app read %s during its first render, but the reuse key "
                 "ignores it, so another user could see this user's page. Pass a session_key_func that "
-                "includes it, e.g. ks.extension(session_key_func=lambda r: (r.path, r.arguments.get('city'))).",
+                "includes it, e.g. ks.extension(session_key_func=lambda r: (r.path, r.query_arguments.get('city', [b''])[0])).",
                 route, ", ".join(missing),
             )
             return False
