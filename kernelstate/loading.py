@@ -69,9 +69,14 @@ def _title_from_markdown(text: str) -> str | None:
 
 
 def _notebook_sources(path: Path) -> tuple[list[str], str | None]:
+    import warnings
+
     import nbformat
 
-    nb = nbformat.read(str(path), as_version=4)
+    with warnings.catch_warnings(), path.open(encoding="utf-8") as f:
+        # Notebooks written by older tools lack cell ids; that is no reason to refuse them.
+        warnings.simplefilter("ignore")
+        nb = nbformat.read(f, as_version=4)
     sources: list[str] = []
     title = None
     for cell in nb.cells:
