@@ -43,6 +43,8 @@ class Component(param.Parameterized):
     _from_browser: ClassVar[dict[str, str]] = {}
 
     def __init__(self, **params: Any) -> None:
+        # param names unnamed objects "IntSlider00002"; a widget without a name shows no title.
+        params.setdefault("name", "")
         super().__init__(**params)
         self._views: dict[int, View] = {}
         self._views_lock = threading.RLock()

@@ -128,6 +128,9 @@ class ProtocolClient:
             headers["Origin"] = self.origin
         request = HTTPRequest(self.ws_url or self._default_ws_url(), headers=headers, request_timeout=self.timeout)
         self.ws = await websocket_connect(request, subprotocols=["bokeh", token])
+        # A Bokeh message is several frames: without TCP_NODELAY, Nagle's algorithm and the
+        # peer's delayed ACK stall every multi-frame message by ~40 ms.
+        self.ws.stream.set_nodelay(True)
         self._ack = asyncio.get_running_loop().create_future()
         self._reader = asyncio.get_running_loop().create_task(self._read())
         await asyncio.wait_for(asyncio.shield(self._ack), self.timeout)
