@@ -29,7 +29,7 @@ fi
 STAMP=".venv/.kernelstate-$WANT"
 if [ ! -f "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ]; then
   if [ "$WANT" = "test" ]; then EXTRAS="jupyter,test"; else EXTRAS="jupyter"; fi
-  .venv/bin/python -m pip install -q -e ".[$EXTRAS]"
+  .venv/bin/python -m pip install -q -e ".[$EXTRAS]" 2> >(grep -v "is ignored: it is neither" >&2)
   touch "$STAMP"
 fi
 

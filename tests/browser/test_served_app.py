@@ -25,3 +25,17 @@ def test_click_button_updates_pane(page: Any, ks_server: Any) -> None:
     page.wait_for_selector("text=21 → 20 °C", timeout=10000)
     assert page.title() == "Temperature converter"
     assert not page.errors
+
+
+def test_onload_fires_when_browser_has_rendered(page: Any, ks_server: Any) -> None:
+    """BokehJS's document-ready event reaches the server and runs ks.state.onload callbacks."""
+    import kernelstate as ks
+
+    def app() -> Any:
+        md = ks.pane.Markdown("not loaded yet")
+        ks.state.onload(lambda: setattr(md, "object", f"loaded={ks.state.loaded}"))
+        return md
+
+    server = ks_server(app)
+    page.goto(server.url)
+    page.wait_for_selector("text=loaded=True", timeout=15000)
