@@ -1,0 +1,251 @@
+"""Servers started from a kernel (``%serve``): start, list, stop; proxy-aware links.
+
+A :class:`KernelServer` is a standalone kernelstate server living in the
+kernel process. By default it runs on the kernel's own asyncio loop: it never
+blocks a cell, and app code runs on the same thread as the notebook's cells, so
+both may touch the same objects. ``threaded=True`` gives it its own loop in a
+daemon thread instead (app code then runs concurrently with cells).
+
+It binds 127.0.0.1 and serves only under a random 128-bit URL prefix, so a
+local user who finds the port gets 404s without the link printed in the
+notebook (sessions are signed as on every kernelstate server).
+
+**Origins.** Behind jupyter-server-proxy the browser's WebSocket comes from the
+Jupyter server's origin, which the kernel cannot know in advance (a hub's
+public host, a port-forward). A page request that carries the secret prefix
+teaches the server its ``Host``: the tab that loaded the page through that
+host may open the page's WebSocket from it, which is the same-origin rule.
+jupyter-server-proxy itself refuses a WebSocket whose Origin does not match
+Jupyter's policy before it reaches us.
+
+The registry of servers is process-wide by nature (one kernel, its servers) and
+is touched from the kernel's thread only.
+"""
+from __future__ import annotations
+
+import ast
+import asyncio
+import builtins
+import inspect
+import logging
+import re
+import threading
+import types
+import webbrowser
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from tornado.httputil import HTTPServerRequest
+
+from ..loading import AppSpec, apps_from_object
+from ..server.options import ServeOptions
+from ..server.origins import parse_entry
+from ..server.server import Server, running_servers
+from ..session import Session
+from .proxy import JupyterLocation, secret_prefix
+
+log = logging.getLogger(__name__)
+_HOST = re.compile(r"^[A-Za-z0-9.\-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$")
+START_TIMEOUT_S = 30.0
+
+
+class KernelServer(Server):
+    """A Server that learns the allowed WebSocket origins from its own page requests."""
+
+    max_learned_origins = 16
+
+    def __init__(self, apps: list[AppSpec], options: ServeOptions, learn_origins: bool = True) -> None:
+        super().__init__(apps, options)
+        self.learn_origins = learn_origins
+
+    async def page_for(self, app: AppSpec, request: HTTPServerRequest) -> str:
+        if self.learn_origins:
+            self.learn_origin(request.headers.get("Host", ""))
+        return await super().page_for(app, request)
+
+    def learn_origin(self, host: str) -> bool:
+        """Allow WebSockets from ``host`` (a ``Host`` header value); True if newly added."""
+        host = host.strip().lower()
+        if not host or len(host) > 255 or not _HOST.match(host) or host in self.extra_origins:
+            return False
+        try:
+            parse_entry(host)
+        except ValueError:
+            return False
+        if len(self.extra_origins) >= self.max_learned_origins:
+            log.warning("not allowing WebSocket origin %s: already %d learned origins", host[:100], len(self.extra_origins))
+            return False
+        self.extra_origins.append(host)
+        log.info("allowing WebSocket origin %s (a page was requested through it)", host)
+        return True
+
+
+class CellApp(AppSpec):
+    """The code of a ``%%serve`` cell, run afresh for every session.
+
+    Each session runs the code in a new module namespace that starts as a
+    copy of the notebook's public names (those not starting with ``_``):
+    the cell can use what earlier cells defined, and whatever it assigns is
+    that session's own. Objects from the notebook are shared, as imports are.
+    """
+
+    def __init__(self, source: str, namespace: Mapping[str, Any] | None = None,
+                 route: str = "/", title: str | None = None) -> None:
+        self.source = source
+        self.namespace = namespace if namespace is not None else {}
+        self.code = compile(source, "<%%serve cell>", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT,
+                            dont_inherit=True)
+        super().__init__(route, title or "%%serve app")
+
+    def notebook_names(self) -> dict[str, Any]:
+        """A snapshot of the notebook's public names (retried if a thread resizes it)."""
+        for _ in range(5):
+            try:
+                return {k: v for k, v in list(self.namespace.items())
+                        if not k.startswith("_") and k not in ("In", "Out", "exit", "quit")}
+            except RuntimeError:
+                continue
+        return {}
+
+    async def run(self, session: Session) -> None:
+        module = types.ModuleType(f"kernelstate_cell_{session.serial}")
+        namespace = module.__dict__
+        namespace.update(self.notebook_names())
+        namespace["__builtins__"] = builtins
+        result = eval(self.code, namespace)
+        if inspect.iscoroutine(result):
+            await result
+        # The cell's globals are this session's; drop them with it.
+        session.on_destroy(lambda s: namespace.clear())
+
+
+@dataclass
+class ServedApp:
+    """One server started by ``%serve``, with the links a user should open."""
+
+    server: Server
+    label: str
+    links: list[tuple[str, str]] = field(default_factory=list)   # (title, url)
+    threaded: bool = False
+    proxied: bool = False
+
+    @property
+    def port(self) -> int:
+        assert self.server.port is not None
+        return self.server.port
+
+    @property
+    def url(self) -> str:
+        return self.links[0][1]
+
+
+_served: dict[int, ServedApp] = {}
+
+
+def start(obj: Any, *, label: str, port: int = 0, threaded: bool = False,
+          location: JupyterLocation | None = None, prefix: str | None = None,
+          allow_websocket_origin: tuple[str, ...] = (), show: bool = False,
+          title: str | None = None) -> ServedApp:
+    """Start a server for ``obj`` (anything ``ks.serve`` takes, or an AppSpec list).
+
+    Args:
+        obj: a component, a callable, a path, a dict of them, or a list of AppSpec.
+        label: what was served, for listings.
+        port: 0 picks a free port.
+        threaded: run on a new loop in a daemon thread instead of the running loop.
+            Without a running loop (terminal IPython) the server is threaded anyway.
+        location: the Jupyter server to link through (proxied when ``location.proxied``).
+        prefix: URL prefix; None means a fresh random one (and origin learning).
+        show: open the direct URL in a web browser (only when links are direct).
+    """
+    apps = obj if isinstance(obj, list) and all(isinstance(a, AppSpec) for a in obj) else apps_from_object(obj)
+    secret = prefix is None
+    options = ServeOptions.from_kwargs(port=port, address="127.0.0.1",
+                                       prefix=secret_prefix() if secret else prefix,
+                                       allow_websocket_origin=tuple(allow_websocket_origin), title=title)
+    server = KernelServer(apps, options, learn_origins=secret)
+    if not threaded:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            threaded = True
+    if threaded:
+        _start_threaded(server)
+    else:
+        server.start()
+    proxied = location is not None and location.proxied
+    served = ServedApp(server, label, links_for(server, location), threaded, proxied)
+    _served[served.port] = served
+    if show and not proxied:
+        webbrowser.open(served.url)
+    return served
+
+
+def links_for(server: Server, location: JupyterLocation | None) -> list[tuple[str, str]]:
+    """``(title, url)`` per app: through ``location``'s proxy when proxied, else direct."""
+    if location is None or not location.proxied:
+        return server.app_urls()
+    assert server.port is not None
+    return [(app.title, location.proxy_url(server.port, server.options.prefix + app.route))
+            for app in server.apps]
+
+
+def _start_threaded(server: Server) -> None:
+    ready = threading.Event()
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        async def main() -> None:
+            try:
+                server.start()
+            except BaseException as exc:
+                errors.append(exc)
+                return
+            finally:
+                ready.set()
+            await server.serve_until_stopped()
+
+        asyncio.run(main())
+
+    server.thread = threading.Thread(target=run, name="kernelstate-serve", daemon=True)
+    server.thread.start()
+    if not ready.wait(START_TIMEOUT_S):
+        raise TimeoutError(f"the kernelstate server thread did not start within {START_TIMEOUT_S:.0f} s")
+    if errors:
+        raise errors[0]
+
+
+def served() -> list[ServedApp]:
+    """Servers started by ``%serve`` and still running, by port."""
+    for port in [p for p, s in _served.items() if not s.server.started]:
+        del _served[port]
+    return [_served[p] for p in sorted(_served)]
+
+
+def other_servers() -> list[Server]:
+    """Servers started with ``ks.serve`` in this process (not by ``%serve``)."""
+    mine = {id(s.server) for s in _served.values()}
+    return [s for s in running_servers() if id(s) not in mine and s.started]
+
+
+def stop(port: int | None = None) -> list[int]:
+    """Stop the server on ``port`` (None: every server in this kernel); the ports stopped.
+
+    Raises:
+        LookupError: no running server listens on ``port``.
+    """
+    targets: list[Server] = [s.server for s in served()] + other_servers()
+    if port is not None:
+        targets = [s for s in targets if s.port == port]
+        if not targets:
+            running = sorted(s.port for s in [x.server for x in served()] + other_servers() if s.port)
+            raise LookupError(f"no kernelstate server on port {port}; running: {running or 'none'}")
+    stopped = []
+    for server in targets:
+        server_port = server.port
+        server.stop()
+        _served.pop(server_port or -1, None)
+        if server_port is not None:
+            stopped.append(server_port)
+    return sorted(stopped)
