@@ -216,6 +216,9 @@ class ProtocolClient:
         if reply.msgtype != "PULL-DOC-REPLY":
             raise ProtocolError(f"PULL-DOC got {reply.msgtype}")
         reply.push_to_document(self.document)
+        # Every model of the replica came from the server, so later patches must refer to them
+        # by id (as BokehJS does), not re-send their definitions ("reference already known").
+        self.document.models.flush_synced()
 
     def _local_change(self, event: Any) -> None:
         if isinstance(event, DocumentPatchedEvent) and event.setter is not self:
