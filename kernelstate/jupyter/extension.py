@@ -1,0 +1,180 @@
+"""The kernelstate Jupyter server extension.
+
+Enabled by ``jupyter_config/jupyter_server_config.d/kernelstate.json`` (installed
+into ``etc/jupyter`` with the package). In the server process it runs:
+
+- a :class:`~kernelstate.server.manager.SessionManager` for apps served at
+  ``{base_url}kernelstate/apps/<path>``, whose sessions are
+  :class:`~kernelstate.jupyter.relay.KernelHost` s (a kernel per session, from
+  a :class:`~kernelstate.jupyter.pool.KernelPool`);
+- a :class:`~kernelstate.jupyter.relay.RelayRegistry`: one kernel client per
+  kernel, relaying browser WebSockets to Documents hosted in kernels (cell
+  outputs and app sessions);
+- the handlers in :mod:`kernelstate.jupyter.handlers`.
+
+Configure it like any Jupyter app, e.g. ``c.KernelstateApp.kernel_pool_size = 2``
+or ``jupyter lab --KernelstateApp.reuse_sessions=True``.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from bokeh.util.paths import bokehjs_path
+from jupyter_server.extension.application import ExtensionApp
+from tornado.httputil import HTTPServerRequest
+from tornado.ioloop import PeriodicCallback
+from traitlets import Bool, Float, Integer, Unicode
+
+from ..errors import AppLoadError
+from ..reuse import CachedPage, ReuseCache
+from ..server.manager import SessionManager
+from ..server.page import TOKEN_PLACEHOLDER, PageOptions, render_page
+from ..server.tokens import Signer
+from ..session import RequestInfo
+from ..sync import CloseCode
+from .apps import KernelApp
+from .handlers import (AppPageHandler, AppWebSocketHandler, CellWebSocketHandler, IndexHandler, PingHandler,
+                       SessionHandler, SessionsHandler, StaticHandler)
+from .pool import KernelPool, KernelStartError
+from .relay import KernelGoneError, KernelHost, RelayRegistry
+
+log = logging.getLogger(__name__)
+KS_STATIC = str(Path(__file__).resolve().parent.parent / "static")
+
+
+class KernelstateApp(ExtensionApp):
+    """Serves kernelstate apps from notebooks and keeps components in notebook cells live."""
+
+    name = "kernelstate"
+    load_other_extensions = True
+
+    kernel_pool_size = Integer(1, min=0, help=(
+        "How many pre-started kernels wait for new app sessions (each session takes one "
+        "and gets a kernel of its own). 0 starts a kernel per request.")).tag(config=True)
+    pool_kernel_name = Unicode("", help=(
+        "Kernelspec of the pre-started kernels; empty means the server's default kernel. "
+        "Apps needing another kernelspec (notebook metadata or ?kernel=) start one on demand.")).tag(config=True)
+    unused_session_lifetime_ms = Integer(15000, min=0, help=(
+        "An app session with no open connection for this long is destroyed and its kernel "
+        "shut down (milliseconds).")).tag(config=True)
+    check_unused_sessions_ms = Integer(17000, min=100, help=(
+        "How often unused app sessions are looked for (milliseconds).")).tag(config=True)
+    session_token_expiration_s = Float(300.0, help=(
+        "How long a served page's token may be used to open its session's WebSocket (seconds).")).tag(config=True)
+    reuse_sessions = Bool(False, help=(
+        "Cache each app's first rendered page and answer later requests with it at once; the "
+        "new session's app code then runs when its WebSocket connects (like `kernelstate serve "
+        "--reuse-sessions`). The page is not cached if the app read request values.")).tag(config=True)
+    reuse_sessions_max_keys = Integer(32, min=1, help="How many pages the reuse cache keeps.").tag(config=True)
+    max_sessions = Integer(None, allow_none=True, help=(
+        "Most app sessions (and so app kernels) at once; further page requests get 503.")).tag(config=True)
+    app_startup_timeout_s = Float(60.0, help=(
+        "How long a kernel may take to start and run an app before the page fails (seconds).")).tag(config=True)
+    kernel_poll_interval_ms = Integer(1000, min=50, help=(
+        "How often kernels with relayed connections are checked for death or restart; a dead "
+        "kernel's pages are told within about this long (milliseconds).")).tag(config=True)
+
+    # -- setup ------------------------------------------------------------------------------
+    def initialize_settings(self) -> None:
+        serverapp = self.serverapp
+        assert serverapp is not None
+        self.signer = Signer.create(None)
+        self.relays = RelayRegistry(serverapp.kernel_manager, self.kernel_poll_interval_ms / 1000.0)
+        self.pool = KernelPool(serverapp.kernel_manager, self.relays, self.kernel_pool_size,
+                               self._pool_kernel_name, self.app_startup_timeout_s)
+        self.manager = SessionManager(self._create_host, self.unused_session_lifetime_ms, self.max_sessions)
+        self.reuse = ReuseCache(self.reuse_sessions_max_keys)
+        self._cleanup: PeriodicCallback | None = None
+
+    def initialize_handlers(self) -> None:
+        ks = "kernelstate"
+        self.handlers.extend([
+            (rf"{ks}/?", IndexHandler),
+            (rf"{ks}/apps/?", IndexHandler),
+            (rf"{ks}/apps/(.+)/ws", AppWebSocketHandler),
+            (rf"{ks}/apps/(.+)", AppPageHandler),
+            (rf"{ks}/kernels/([^/]+)/docs/([^/]+)/([^/]+)/ws", CellWebSocketHandler),
+            (rf"{ks}/static/(.*)", StaticHandler, {"path": bokehjs_path()}),
+            (rf"{ks}/ks-static/(.*)", StaticHandler, {"path": KS_STATIC}),
+            (rf"{ks}/api/ping", PingHandler),
+            (rf"{ks}/api/sessions", SessionsHandler),
+            (rf"{ks}/api/sessions/([^/]+)", SessionHandler),
+        ])
+
+    async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
+        self.start_background()
+
+    def start_background(self) -> None:
+        """Start the unused-session check and fill the kernel pool (idempotent; needs a running loop)."""
+        if self._cleanup is None:
+            self._cleanup = PeriodicCallback(self.manager.cleanup, self.check_unused_sessions_ms)
+            self._cleanup.start()
+            self.pool.fill()
+
+    async def stop_extension(self) -> None:
+        if self._cleanup is not None:
+            self._cleanup.stop()
+        self.manager.destroy_all(CloseCode.SERVER_STOPPING, "the Jupyter server is stopping")
+        await self.pool.close()
+        self.relays.stop_all()
+
+    # -- used by handlers ------------------------------------------------------------------
+    @property
+    def root_dir(self) -> str:
+        assert self.serverapp is not None
+        return str(self.serverapp.contents_manager.root_dir)
+
+    @property
+    def allow_hidden(self) -> bool:
+        assert self.serverapp is not None
+        return bool(getattr(self.serverapp.contents_manager, "allow_hidden", False))
+
+    def default_kernel_name(self) -> str:
+        assert self.serverapp is not None
+        return str(self.serverapp.kernel_spec_manager.default_kernel_name or "python3")
+
+    def _pool_kernel_name(self) -> str:
+        return self.pool_kernel_name or self.default_kernel_name()
+
+    def page_options(self) -> PageOptions:
+        assert self.serverapp is not None
+        return PageOptions(root_url=self.serverapp.base_url.rstrip("/") + "/kernelstate/")
+
+    async def page_for(self, app: KernelApp, info: RequestInfo, request: HTTPServerRequest) -> str:
+        """The HTML of a new session of ``app`` (a cached page when reusing sessions)."""
+        self.start_background()
+        expiration = self.session_token_expiration_s
+        key = None
+        if self.reuse_sessions:
+            key = self.reuse.key(app.route, None, request)
+            cached = self.reuse.get(key) if key is not None else None
+            if cached is not None:
+                session_id = self.signer.new_session_id()
+                self.manager.add_pending(session_id, app, info, expiration)
+                return cached.html.replace(TOKEN_PLACEHOLDER, self.signer.token(session_id, expiration))
+        session_id = self.signer.new_session_id()
+        entry = await self.manager.create(app, info, session_id)
+        html = render_page(entry.host.page, TOKEN_PLACEHOLDER, self.page_options())
+        if key is not None:
+            self.reuse.consider(key, app.route, None, request, set(entry.host.request_reads),
+                                CachedPage(html, entry.host.page))
+        return html.replace(TOKEN_PLACEHOLDER, self.signer.token(session_id, expiration))
+
+    async def _create_host(self, app: Any, request: RequestInfo, session_id: str) -> KernelHost:
+        assert isinstance(app, KernelApp)
+        try:
+            kernel_id = await self.pool.acquire(app.kernel_name)
+            relay = await self.relays.get(kernel_id)
+        except (KernelStartError, KernelGoneError) as exc:
+            raise AppLoadError(f"app {app.route}: {exc}", path=app.route, cause=exc) from exc
+        return await KernelHost.create(
+            session_id=session_id, path=str(app.path), route=app.route, request=request, kernel_id=kernel_id,
+            relay=relay, timeout_s=self.app_startup_timeout_s, shutdown_kernel=self.pool.shutdown,
+            on_lost=self._host_lost)
+
+    def _host_lost(self, host: KernelHost, code: int, reason: str) -> None:
+        log.warning("app session %s lost its kernel %s: %s", host.session_id[:12], host.kernel_id, reason)
+        self.manager.destroy(host.session_id, code, reason if code == CloseCode.KERNEL_DIED
+                             else "the app's kernel closed the session: reload the page")

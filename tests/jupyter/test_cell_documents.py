@@ -1,0 +1,57 @@
+"""Components displayed in a real kernel are live over the extension's relay."""
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from bokeh.models import Div, Slider
+
+from kernelstate.sync import CloseCode
+from kernelstate.testing.client import ClosedError
+
+from jupyter_helpers import doc_output
+
+SLIDER_CELL = """
+import kernelstate as ks
+slider = ks.widgets.IntSlider(name="n", start=0, end=10, value=3)
+shown = ks.pane.Markdown("n is 3")
+calls = []
+def changed(event):
+    calls.append(event.new)
+    shown.object = f"n is {event.new}"
+slider.param.watch(changed, "value")
+ks.Column(slider, shown)
+"""
+
+
+async def test_slider_patch_runs_kernel_callback_and_patches_back(user_kernel: Any, relay_client: Any, ks_ext: Any) -> None:
+    """Moving the slider (PATCH-DOC over the relay) runs the kernel callback; the pane's change comes back."""
+    out = doc_output(await user_kernel.run(SLIDER_CELL))
+    assert out["kernel_id"] == user_kernel.kernel_id
+    async with relay_client(out) as tab:
+        slider = tab.find(Slider)[0]
+        assert slider.value == 3 and "n is 3" in tab.text()
+        await tab.set(slider, "value", 7)
+        await tab.wait_for(lambda: "n is 7" in tab.text())
+        assert await user_kernel.value("calls") == [7]
+        # A kernel-side change (a later cell) reaches the browser too.
+        await user_kernel.run("slider.value = 9")
+        await tab.wait_for(lambda: tab.find(Slider)[0].value == 9 and "n is 9" in tab.text())
+
+
+async def test_periodic_callback_in_kernel_produces_patches(user_kernel: Any, relay_client: Any, ks_ext: Any) -> None:
+    """A periodic callback registered in a cell updates the live output on its own."""
+    out = doc_output(await user_kernel.run("""
+import kernelstate as ks
+ticker = ks.pane.Str("tick 0")
+count = [0]
+def tick():
+    count[0] += 1
+    ticker.object = f"tick {count[0]}"
+cb = ks.state.add_periodic_callback(tick, period=50)
+ticker
+"""))
+    async with relay_client(out) as tab:
+        await tab.wait_for(lambda: any(f"tick {n}" in tab.text() for n in range(5, 1000)), timeout=10)
+        assert tab.patches_received >= 3
+    await user_kernel.run("cb.stop()")
