@@ -96,15 +96,46 @@ def run_case(case: plan.Case, target: Target, sizes: scenarios.Sizes) -> dict[st
     app = target.apps.get(case.app) or next(iter(target.apps.values()))
     srv = ServerProcess(target, app, case.flags, env={"BENCH_TICK_LOG": tick_log}, workdir=workdir)
     result: dict[str, Any] = {}
+    noise = OtherLoad()
     try:
         result["startup_s"] = round(srv.start(), 3)
         result.update(asyncio.run(asyncio.wait_for(_scenario(case.scenario, srv, sizes, tick_log), SCENARIO_CAP_S)))
+        result["other_cpu_cores"] = noise.cores(server_cpu_s=srv.cpu_s())
     except Exception as exc:  # noqa: BLE001 - one failed case must not end the run
         result["error"] = f"{type(exc).__name__}: {exc}"[:500]
         result["server_log_tail"] = srv.log_tail(1500)
     finally:
         srv.stop()
     return result
+
+
+class OtherLoad:
+    """CPU used by processes other than this client and the server under test.
+
+    Other work on the machine (a test suite, a build) shows up as noise in
+    every number; each case records how many cores it took on average.
+    """
+
+    def __init__(self) -> None:
+        self.wall0 = time.perf_counter()
+        self.busy0 = self._busy()
+        self.own0 = self._own()
+
+    @staticmethod
+    def _busy() -> float:
+        t = psutil.cpu_times()
+        return sum(t) - t.idle - getattr(t, "iowait", 0.0)
+
+    @staticmethod
+    def _own() -> float:
+        t = psutil.Process().cpu_times()
+        return t.user + t.system
+
+    def cores(self, server_cpu_s: float) -> float:
+        """Average cores used by others since construction (the server started after it)."""
+        wall = time.perf_counter() - self.wall0
+        other = (self._busy() - self.busy0) - (self._own() - self.own0) - server_cpu_s
+        return round(max(other, 0.0) / wall, 2) if wall > 0 else 0.0
 
 
 def headline(scenario: str, result: dict[str, Any]) -> str:
@@ -132,6 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     + ",".join(plan.SCENARIOS))
     ap.add_argument("--targets", default="kernelstate,panel,bokeh,floor,kernelstate-jupyter",
                     help="comma-separated targets (kernelstate, panel, bokeh, floor, kernelstate-jupyter)")
+    ap.add_argument("--config", default=None, help="only configurations whose name contains this text")
     ap.add_argument("--repeats", type=int, default=1, help="fresh-server repeats of every case")
     ap.add_argument("--out", type=Path, default=None, help="results JSON (default bench/results/<date>.json)")
     ap.add_argument("--readme", action=argparse.BooleanOptionalAction, default=None,
@@ -181,7 +213,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "runs": [],
     }
     t_start = time.perf_counter()
-    work = [c for c in plan.cases(args.quick) if c.scenario in only]
+    work = [c for c in plan.cases(args.quick)
+            if c.scenario in only and (args.config is None or args.config in c.config)]
     for rep in range(args.repeats):
         for case in work:
             for name in case.targets:

@@ -42,6 +42,7 @@ class Row:
     goal: tuple[str, float] | None = None
     floor_config: str | None = None
     digits: int = 1
+    ratios: bool = True
 
 
 _OPS: dict[str, Callable[[float, float], bool]] = {"<=": operator.le, ">=": operator.ge, "==": operator.eq}
@@ -131,6 +132,13 @@ def _rows_periodic() -> list[Row]:
     ]
 
 
+def _noise_row(rows: list[Row]) -> Row:
+    """Other processes' CPU during the first configuration of the table (a noise gauge)."""
+    first = rows[0]
+    return Row(f"{first.config}: other processes' CPU, cores", first.config, "other_cpu_cores",
+               floor_config=first.floor_config, digits=2, ratios=False)
+
+
 def lookup(data: Any, path: str) -> Any:
     for key in path.split("."):
         if isinstance(data, list):
@@ -195,11 +203,9 @@ def _table(scenario: str, rows: list[Row], groups: dict[tuple[str, str, str], li
             verdict = "" if ks is None else (" ✅" if _OPS[op](ks, limit) else " ❌")
             goal = f"{_SHOWN[op]} {limit:g}{verdict}"
         better = "↓" if row.better == "low" else "↑"
-        lines.append(
-            f"| {row.label} {better} | " + " | ".join(shown)
-            + f" | {_ratio(cells['kernelstate'], cells['panel'])} | {_ratio(cells['kernelstate'], cells['floor'])}"
-            + f" | {goal} |"
-        )
+        to_panel = _ratio(cells["kernelstate"], cells["panel"]) if row.ratios else ""
+        to_floor = _ratio(cells["kernelstate"], cells["floor"]) if row.ratios else ""
+        lines.append(f"| {row.label} {better} | " + " | ".join(shown) + f" | {to_panel} | {to_floor} | {goal} |")
     return lines
 
 
@@ -234,11 +240,15 @@ def render(results: dict[str, Any]) -> str:
         "↓ lower is better, ↑ higher is better; `·` not run for that column; `–` no number. "
         "The floor column of every row is the floor's single configuration for that scenario.",
     ]
-    for note in results.get("notes", []):
-        out += ["", f"> {note}"]
+    loads = [r["result"]["other_cpu_cores"] for r in results.get("runs", []) if "other_cpu_cores" in r["result"]]
+    if loads:
+        out += ["", f"Other processes on the machine used {median(loads) or 0:.2f} cores on average during a case "
+                f"(max {max(loads):.2f}) of the {os_cpus(results)} available; more than about 0.2 means the "
+                "numbers carry that noise."]
     for scenario, title, rows in tables:
         if not any(k[0] == scenario for k in groups):
             continue
+        rows = rows + [_noise_row(rows)]
         out += ["", f"### {title}", ""]
         out += _table(scenario, rows, groups, labels)
     jupyter = [r for r in results.get("runs", []) if r["scenario"] == "jupyter"]
@@ -249,6 +259,15 @@ def render(results: dict[str, Any]) -> str:
             out.append(f"- {run['config']}: `{_short(run['result'])}`")
         out += [f"- {n}" for n in skipped]
     return "\n".join(out) + "\n"
+
+
+def os_cpus(results: dict[str, Any]) -> str:
+    """The core count from the machine line, for the noise note."""
+    machine = str(results.get("env", {}).get("machine", ""))
+    for part in machine.split(","):
+        if part.strip().endswith("cores"):
+            return part.strip().split()[0]
+    return "?"
 
 
 def _short(result: dict[str, Any]) -> str:
