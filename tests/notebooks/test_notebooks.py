@@ -1,0 +1,158 @@
+"""The tutorial notebooks are the executable specification: each runs green under nbclient.
+
+Every ``notebooks/*.ipynb`` is executed top to bottom in a real ``python3``
+kernel (this interpreter's, see ``test_kernel_is_this_venv``) with the
+notebook folder as working directory; any cell error fails the test, with the
+cell's source and traceback in the message. Their ``assert`` cells check what
+the text claims.
+
+Around the notebook's own cells, the test runs two cells of its own in the same
+kernel: one before, recording the listening ports and threads the kernel
+already has, and one after, checking that the notebook cleaned up: no
+kernelstate server (``ks.serve`` or ``%serve``) still running, no new port
+listening, no periodic callback or scheduled task still active, and no
+non-daemon thread left. Idle workers of the two process-wide executors (the
+kernel loop's default executor, which DNS lookups use, and kernelstate's thread
+pool) are infrastructure rather than leaks: the check shuts those executors
+down first, and an idle worker exits at once (the check allows 2 s),
+whereas a thread still doing work would not.
+"""
+from __future__ import annotations
+
+import importlib.util
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+from nbformat.v4 import new_code_cell
+
+ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOKS = ROOT / "notebooks"
+PATHS = sorted(NOTEBOOKS.glob("*.ipynb"))
+CELL_TIMEOUT_S = 60
+
+BEFORE = """\
+import threading as _threading
+import psutil as _psutil
+_ks_listening_before = {c.laddr.port for c in _psutil.Process().net_connections("inet") if c.status == "LISTEN"}
+_ks_threads_before = {t.ident for t in _threading.enumerate()}
+"""
+
+AFTER = """\
+import asyncio as _asyncio, sys as _sys, threading as _threading, time as _time
+import psutil as _psutil
+
+def _ks_check_clean_up():
+    from kernelstate.context import kernel_session
+    from kernelstate.server.server import running_servers
+    from kernelstate.tasks import tasks
+    problems = []
+    if running_servers():
+        problems.append(f"ks.serve servers still running: {running_servers()}")
+    if "kernelstate.jupyter.kernel_server" in _sys.modules:
+        served = _sys.modules["kernelstate.jupyter.kernel_server"].served()
+        if served:
+            problems.append(f"%serve servers still running on ports {[s.port for s in served]}")
+    running = [cb for cb in kernel_session().scheduler.periodic if cb.running]
+    if running:
+        problems.append(f"periodic callbacks still running in the kernel: {running}")
+    if tasks.names():
+        problems.append(f"scheduled tasks not cancelled: {tasks.names()}")
+    return problems
+
+_ks_problems = _ks_check_clean_up()
+
+from kernelstate.scheduling import thread_pool as _pool
+_pool.resize(None)
+await _asyncio.get_running_loop().shutdown_default_executor()
+_deadline = _time.monotonic() + 2
+while True:
+    _left = [t for t in _threading.enumerate() if not t.daemon and t is not _threading.main_thread()
+             and t.ident not in _ks_threads_before]
+    if not _left or _time.monotonic() > _deadline:
+        break
+    await _asyncio.sleep(0.05)
+if _left:
+    _ks_problems.append(f"non-daemon threads left: {[t.name for t in _left]}")
+_listening = {c.laddr.port for c in _psutil.Process().net_connections("inet") if c.status == "LISTEN"}
+if _listening - _ks_listening_before:
+    _ks_problems.append(f"ports left listening: {sorted(_listening - _ks_listening_before)}")
+assert not _ks_problems, "the notebook did not clean up: " + "; ".join(_ks_problems)
+"""
+
+
+def _execute(path: Path, before: str, after: str) -> nbformat.NotebookNode:
+    nb = nbformat.read(path, as_version=4)
+    nb.cells.insert(0, new_code_cell(before, id="ks-test-before"))
+    nb.cells.append(new_code_cell(after, id="ks-test-after"))
+    client = NotebookClient(nb, timeout=CELL_TIMEOUT_S, kernel_name="python3", startup_timeout=60,
+                            resources={"metadata": {"path": str(NOTEBOOKS)}})
+    client.execute()
+    return nb
+
+
+def test_there_are_tutorials() -> None:
+    """The suite is not vacuous: the index and the four tutorials are there."""
+    stems = [p.stem for p in PATHS]
+    assert "index" in stems and sum(1 for s in stems if s[:2].isdigit()) >= 4, stems
+
+
+@pytest.mark.parametrize("path", PATHS, ids=[p.stem for p in PATHS])
+def test_notebook_runs_and_cleans_up(path: Path) -> None:
+    """Every cell runs without error, and nothing the notebook started is left running."""
+    start = time.monotonic()
+    try:
+        nb = _execute(path, BEFORE, AFTER)
+    except CellExecutionError as exc:
+        pytest.fail(f"{path.name} failed:\n{exc}", pytrace=False)
+    elapsed = time.monotonic() - start
+    assert elapsed < 45, f"{path.name} took {elapsed:.1f}s; keep each notebook quick (the suite budget is 90 s)"
+    docs = _build_docs()
+    assert docs.missing_static_fallbacks(nb) == []
+    if path.stem == "index":
+        html = docs.to_html(nb, {p.stem for p in PATHS})
+        assert "ks-cell-static" in html, "the docs page must show the component's static snapshot"
+        assert 'href="01-sessions-and-state.html"' in html, "links between notebooks must point at their pages"
+
+
+def _build_docs() -> Any:
+    """``scripts/build_docs.py`` as a module (``make docs`` runs it as a script)."""
+    spec = importlib.util.spec_from_file_location("build_docs", ROOT / "scripts" / "build_docs.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_kernel_is_this_venv() -> None:
+    """nbclient's python3 kernel runs on this interpreter (the project venv), not a global one."""
+    check = f"import sys\nassert sys.executable == {sys.executable!r}, sys.executable\n"
+    nb = nbformat.v4.new_notebook(cells=[new_code_cell(check, id="ks-venv")])
+    NotebookClient(nb, timeout=CELL_TIMEOUT_S, kernel_name="python3", startup_timeout=60).execute()
+
+
+LEAK = (
+    "import threading, kernelstate as ks\n"
+    "server = ks.serve(ks.pane.Markdown('left running'), port=0, threaded=True)\n"
+    "ticker = ks.state.add_periodic_callback(lambda: None, period=1000)\n"
+    "ks.state.schedule_task('forgotten-task', lambda: None, period='1h')\n"
+    # Alive until the interpreter shuts down, so the kernel still exits promptly.
+    "threading.Thread(target=threading.main_thread().join, name='forgotten-worker').start()\n"
+)
+
+
+def test_clean_up_check_catches_leaks(tmp_path: Path) -> None:
+    """The after-check is not vacuous: a notebook that leaves things running fails it."""
+    leaky = tmp_path / "leaky.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[new_code_cell(LEAK, id="leak")]), leaky)
+    with pytest.raises(CellExecutionError) as caught:
+        _execute(leaky, BEFORE, AFTER)
+    for text in ("ks.serve servers still running", "periodic callbacks still running",
+                 "scheduled tasks not cancelled: ['forgotten-task']",
+                 "non-daemon threads left: ['forgotten-worker']", "ports left listening"):
+        assert text in str(caught.value), str(caught.value)
