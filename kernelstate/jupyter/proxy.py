@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import sys
 from collections.abc import Callable, Mapping
@@ -49,6 +50,9 @@ ICON_PATH = Path(__file__).resolve().parent / "icons" / "kernelstate.svg"
 START_TIMEOUT_S = 60.0  # first start imports Bokeh; Binder machines are slow
 
 
+_SECRET = re.compile(r"^/ks-[0-9a-f]{32}(?=/|$)")
+
+
 def secret_prefix() -> str:
     """A fresh random URL prefix (128 bits), like ``/ks-3f2a...``."""
     return "/ks-" + secrets.token_hex(16)
@@ -59,8 +63,11 @@ def setup_kernelstate() -> dict[str, Any]:
 
     Returns:
         The ``ServerProcess`` settings: ``kernelstate serve DIR`` on a free
-        loopback port under a random prefix, which the proxy adds to every
-        request path (``mappath``) so the browser never sees it.
+        loopback port under a random prefix. A request without the prefix
+        (the launcher's ``{base_url}kernelstate-proxy/``, a Binder deep link)
+        is redirected under it, so the page's own URL carries it and so does
+        the WebSocket URL BokehJS derives from the page's (jupyter-server-proxy
+        maps the paths of HTTP requests only, never of WebSockets).
     """
     directory = os.environ.get(DIR_ENV) or os.getcwd()
     prefix = secret_prefix()
@@ -69,7 +76,7 @@ def setup_kernelstate() -> dict[str, Any]:
                     "--port", "{port}", "--address", "127.0.0.1", "--prefix", prefix],
         "timeout": START_TIMEOUT_S,
         "absolute_url": False,
-        "mappath": prefix_mapper(prefix),
+        "rewrite_response": redirect_under(prefix),
         # jupyter-server-proxy has checked the browser's Origin against Jupyter's
         # policy before it opens the upstream WebSocket; show kernelstate its own.
         "request_headers_override": {"Origin": "http://127.0.0.1:{port}"},
@@ -83,19 +90,40 @@ def setup_kernelstate() -> dict[str, Any]:
     }
 
 
-def prefix_mapper(prefix: str) -> Callable[[str], str]:
-    """``mappath`` for the launcher: put ``prefix`` in front of a proxied path.
+def under_prefix(prefix: str, path: str) -> str | None:
+    """Where a proxied ``path`` belongs under ``prefix``; None if it is there already.
 
-    Paths that already carry it pass unchanged: the proxy rewrites a redirect's
-    ``Location`` (which includes the prefix) back under the public URL, and the
-    browser's next request must not get it twice.
+    A path that starts with another secret prefix gets the current one
+    instead: a bookmark, or a permanent redirect the browser cached, from
+    before the Jupyter server restarted with a new secret.
     """
-    def mappath(path: str) -> str:
-        if path == prefix or path.startswith(prefix + "/"):
-            return path
-        return prefix + (path if path.startswith("/") else "/" + path)
+    if not path.startswith("/"):
+        path = "/" + path
+    if path == prefix or path.startswith(prefix + "/"):
+        return None
+    return prefix + _SECRET.sub("", path, count=1)
 
-    return mappath
+
+def redirect_under(prefix: str) -> Callable[..., None]:
+    """A ``rewrite_response`` that answers requests outside ``prefix`` with a redirect into it.
+
+    The proxy then rewrites the ``Location`` under the public URL
+    (``{base_url}kernelstate-proxy/ks-.../...``).
+    """
+    def rewrite_response(response: Any, path: str, request: Any) -> None:
+        target = under_prefix(prefix, path)
+        if target is None:
+            return
+        if request.query:
+            target += "?" + request.query
+        headers = type(response.headers)()
+        headers["Location"] = target
+        headers["Cache-Control"] = "no-store"
+        response.headers = headers
+        response.body = b""
+        response.code = 302
+
+    return rewrite_response
 
 
 @dataclass(frozen=True)

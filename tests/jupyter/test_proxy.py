@@ -4,19 +4,20 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import socket
 import subprocess
 import time
 from importlib.metadata import entry_points
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from bokeh.models import Button
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
-from kernelstate.jupyter.proxy import (DIR_ENV, PROXY_NAME, JupyterLocation, jupyter_location, prefix_mapper,
-                                       setup_kernelstate)
+from kernelstate.jupyter.proxy import DIR_ENV, PROXY_NAME, JupyterLocation, jupyter_location, setup_kernelstate, under_prefix
 from kernelstate.testing import ProtocolClient
 
 APPS = Path(__file__).resolve().parents[1] / "server" / "apps"
@@ -55,28 +56,41 @@ def test_entry_point_is_a_valid_server_process() -> None:
     assert PROXY_NAME != "kernelstate"
 
 
-def test_mappath_adds_the_secret_prefix_once() -> None:
-    """Every proxied path gets the launcher's secret prefix, and a redirect's path does not get it twice."""
+def test_requests_outside_the_secret_prefix_are_redirected_into_it() -> None:
+    """The launcher's URL (and a stale bookmark) redirect under the secret prefix, query kept;
+    requests already under it pass untouched."""
+    from tornado.httputil import HTTPHeaders, HTTPServerRequest
+
     settings = setup_kernelstate()
     prefix = settings["command"][settings["command"].index("--prefix") + 1]
-    assert len(prefix) == len("/ks-") + 32
-    mappath = settings["mappath"]
-    assert mappath("/") == prefix + "/"
-    assert mappath("/counter/ws") == prefix + "/counter/ws"
-    assert mappath(prefix + "/counter") == prefix + "/counter"
-    assert prefix_mapper("/ks-x")("/ks-xy") == "/ks-x/ks-xy"
-    assert setup_kernelstate()["mappath"]("/") != mappath("/")   # a new secret per Jupyter server
+    assert re.fullmatch(r"/ks-[0-9a-f]{32}", prefix)
+    assert setup_kernelstate()["command"][-1] != prefix      # a new secret per Jupyter server
+    stale = "/ks-" + "0" * 32
+    assert under_prefix(prefix, "/") == prefix + "/"
+    assert under_prefix(prefix, "counter/ws") == prefix + "/counter/ws"
+    assert under_prefix(prefix, stale + "/counter") == prefix + "/counter"
+    assert under_prefix(prefix, "/ks-apps/x") == prefix + "/ks-apps/x"
+    assert under_prefix(prefix, prefix) is None and under_prefix(prefix, prefix + "/counter") is None
+
+    rewrite = settings["rewrite_response"]
+    response = SimpleNamespace(code=404, body=b"not found", headers=HTTPHeaders({"Content-Type": "text/html"}))
+    rewrite(response=response, path="/counter", request=HTTPServerRequest(uri="/user/x/kernelstate-proxy/counter?a=1"))
+    assert (response.code, response.body, response.headers["Location"]) == (302, b"", prefix + "/counter?a=1")
+    assert "Content-Type" not in response.headers
+    inside = SimpleNamespace(code=200, body=b"page", headers=HTTPHeaders())
+    rewrite(response=inside, path=prefix + "/counter", request=HTTPServerRequest(uri="/"))
+    assert (inside.code, inside.body) == (200, b"page")
 
 
 def test_launcher_command_serves_the_notebooks_directory(monkeypatch: pytest.MonkeyPatch) -> None:
     """The launcher's command starts `kernelstate serve` on $KERNELSTATE_PROXY_DIR, loopback, prefix required;
-    a proxied tab (the proxy's path mapping and Origin) gets a live session."""
+    a proxied tab (with the Origin the proxy substitutes) gets a live session."""
     monkeypatch.setenv(DIR_ENV, str(APPS))
     settings = setup_kernelstate()
     port = free_port()
     command = render(settings["command"], port)
     headers = render(settings["request_headers_override"], port)
-    mappath = settings["mappath"]
+    prefix = command[command.index("--prefix") + 1]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         base = f"http://127.0.0.1:{port}"
@@ -93,15 +107,15 @@ def test_launcher_command_serves_the_notebooks_directory(monkeypatch: pytest.Mon
                     await asyncio.sleep(0.2)
             assert response.code == 404                      # nothing without the secret prefix
             assert (await client.fetch(base + "/counter", raise_error=False)).code == 404
-            index = await client.fetch(HTTPRequest(base + mappath("/")), raise_error=False)
+            index = await client.fetch(HTTPRequest(base + prefix + "/"), raise_error=False)
             assert index.code == 200 and b"Counter" in index.body
-            tab = ProtocolClient(base + mappath("/counter"), headers={"Host": "jupyter.example:8888"},
+            tab = ProtocolClient(base + prefix + "/counter", headers={"Host": "jupyter.example:8888"},
                                  origin=headers["Origin"])
             async with tab:
                 await tab.click(tab.find(Button)[0])
                 await tab.wait_for(lambda: "value is 10" in tab.text())
             # A browser Origin that reached kernelstate unreplaced would be refused.
-            direct = ProtocolClient(base + mappath("/counter"), origin="http://jupyter.example:8888")
+            direct = ProtocolClient(base + prefix + "/counter", origin="http://jupyter.example:8888")
             await direct.fetch_page()
             with pytest.raises(Exception, match="403"):
                 await direct.connect()
