@@ -1,7 +1,7 @@
 """The tutorial notebooks are the executable specification: each runs green under nbclient.
 
 Every ``notebooks/*.ipynb`` is executed top to bottom in a real ``python3``
-kernel (this interpreter's, see ``test_kernel_is_this_venv``) with the
+kernel (running this interpreter, the venv's: the first cell checks) with the
 notebook folder as working directory; any cell error fails the test, with the
 cell's source and traceback in the message. Their ``assert`` cells check what
 the text claims.
@@ -14,7 +14,7 @@ listening, no periodic callback or scheduled task still active, and no
 non-daemon thread left. Idle workers of the two process-wide executors (the
 kernel loop's default executor, which DNS lookups use, and kernelstate's thread
 pool) are infrastructure rather than leaks: the check shuts those executors
-down first, and an idle worker exits at once (the check allows 2 s),
+down first, and an idle worker exits at once (the check allows 1 s),
 whereas a thread still doing work would not.
 """
 from __future__ import annotations
@@ -36,11 +36,13 @@ NOTEBOOKS = ROOT / "notebooks"
 PATHS = sorted(NOTEBOOKS.glob("*.ipynb"))
 CELL_TIMEOUT_S = 60
 
-BEFORE = """\
+BEFORE = f"""\
+import sys as _sys
+assert _sys.executable == {sys.executable!r}, "the kernel must run on the test's interpreter (the venv)"
 import threading as _threading
 import psutil as _psutil
-_ks_listening_before = {c.laddr.port for c in _psutil.Process().net_connections("inet") if c.status == "LISTEN"}
-_ks_threads_before = {t.ident for t in _threading.enumerate()}
+_ks_listening_before = {{c.laddr.port for c in _psutil.Process().net_connections("inet") if c.status == "LISTEN"}}
+_ks_threads_before = {{t.ident for t in _threading.enumerate()}}
 """
 
 AFTER = """\
@@ -70,7 +72,7 @@ _ks_problems = _ks_check_clean_up()
 from kernelstate.scheduling import thread_pool as _pool
 _pool.resize(None)
 await _asyncio.get_running_loop().shutdown_default_executor()
-_deadline = _time.monotonic() + 2
+_deadline = _time.monotonic() + 1
 while True:
     _left = [t for t in _threading.enumerate() if not t.daemon and t is not _threading.main_thread()
              and t.ident not in _ks_threads_before]
@@ -127,13 +129,6 @@ def _build_docs() -> Any:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def test_kernel_is_this_venv() -> None:
-    """nbclient's python3 kernel runs on this interpreter (the project venv), not a global one."""
-    check = f"import sys\nassert sys.executable == {sys.executable!r}, sys.executable\n"
-    nb = nbformat.v4.new_notebook(cells=[new_code_cell(check, id="ks-venv")])
-    NotebookClient(nb, timeout=CELL_TIMEOUT_S, kernel_name="python3", startup_timeout=60).execute()
 
 
 LEAK = (
