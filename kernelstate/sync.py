@@ -74,6 +74,9 @@ class _ConnectionState:
         self.receiver = Receiver(protocol)
         self.expect_header = True
         self.remaining = 0
+        # Patches go only to connections that have pulled the document: a
+        # patch naming a model the client does not have yet breaks it.
+        self.pulled = False
 
 
 class DocumentEndpoint:
@@ -156,6 +159,9 @@ class DocumentEndpoint:
         msgtype = message.msgtype
         msgid = message.header["msgid"]
         if msgtype == "PULL-DOC-REQ":
+            state = self._connections.get(conn)
+            if state is not None:
+                state.pulled = True
             self._send(conn, protocol.create("PULL-DOC-REPLY", msgid, self.document))
         elif msgtype == "PATCH-DOC":
             self._apply_patch(conn, message)
@@ -208,7 +214,9 @@ class DocumentEndpoint:
         if not events or not self._connections:
             return
         cache: dict[tuple[int, ...], list[Fragment]] = {}
-        for conn in list(self._connections):
+        for conn, state in list(self._connections.items()):
+            if not state.pulled:
+                continue
             mine = [e for e in events if e.setter is not conn]
             if not mine:
                 continue
