@@ -23,6 +23,7 @@ well under the Jupyter server's IOPub rate limits.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import os
 import re
@@ -37,7 +38,7 @@ from typing import Any
 from ..context import activate
 from ..errors import AppLoadError
 from ..loading import FileApp
-from ..server.tokens import Signer, TokenError
+from ..server.tokens import Signer
 from ..session import RequestInfo, Session, hooks, registry
 from ..sync import CloseCode, DocumentEndpoint, Fragment
 from .wire import APP_KERNEL_ENV, TARGET, WireError, close_data, pack_frames, unpack_frames
@@ -45,6 +46,7 @@ from .wire import APP_KERNEL_ENV, TARGET, WireError, close_data, pack_frames, un
 log = logging.getLogger(__name__)
 
 CELL_TOKEN_LIFETIME_S = 30 * 24 * 3600
+APP_TOKEN_LIFETIME_S = 10 * 365 * 24 * 3600
 _KERNEL_FILE = re.compile(r"kernel-([0-9A-Za-z_-]{1,64})\.json$")
 
 
@@ -280,15 +282,9 @@ class KernelDocuments:
             comm.close(close_data(CloseCode.SESSION_EXPIRED,
                                   "this output is no longer live in the kernel (restarted or re-run?): re-run the cell"))
             return
-        try:
-            token_doc, expired = self.signer.verify(token if isinstance(token, str) else "")
-        except TokenError as exc:
-            log.warning("refused a relayed connection: %s (doc=%s)", exc.reason, doc_id)
+        if not isinstance(token, str) or not hmac.compare_digest(token.encode(), hosted.token.encode()):
+            log.warning("refused a relayed connection with a wrong token (doc=%s)", doc_id)
             comm.close(close_data(CloseCode.FORBIDDEN, "invalid document token"))
-            return
-        if token_doc != doc_id or expired:
-            comm.close(close_data(CloseCode.TOKEN_EXPIRED if expired else CloseCode.FORBIDDEN,
-                                  "document token expired: re-run the cell" if expired else "invalid document token"))
             return
         conn = CommConnection(comm, hosted, self)
         hosted.connections.append(conn)
@@ -308,6 +304,14 @@ class KernelDocuments:
         asyncio.ensure_future(self._run_app(comm, data))
 
     async def _run_app(self, comm: Any, data: dict[str, Any]) -> None:
+        try:
+            await self._build_app(comm, data)
+        except Exception as exc:
+            log.exception("starting an app session failed")
+            comm.send({"op": "error", "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()[-8000:]})
+            comm.close(close_data(CloseCode.SESSION_EXPIRED, "the app failed"))
+
+    async def _build_app(self, comm: Any, data: dict[str, Any]) -> None:
         try:
             session_id = str(data["session_id"])
             path = Path(str(data["path"]))
@@ -330,11 +334,11 @@ class KernelDocuments:
                        "traceback": "".join(traceback.format_exception(cause))[-8000:]})
             comm.close(close_data(CloseCode.SESSION_EXPIRED, "the app failed"))
             return
-        hosted = HostedDocument(session, DocumentEndpoint(session), self.signer.token(session_id, 10 * 365 * 24 * 3600), "app")
+        hosted = HostedDocument(session, DocumentEndpoint(session), self.signer.token(session_id, APP_TOKEN_LIFETIME_S), "app")
         self._docs[session_id] = hosted
         comm.on_close(lambda msg: self.destroy(session_id, CloseCode.SESSION_EXPIRED, "session ended: reload the page"))
-        comm.send({"op": "ready", "page": page.to_json(), "token": hosted.token,
-                   "request_reads": sorted([kind, name] for kind, name in session.request_reads if kind)})
+        reads = sorted(([kind, name] for kind, name in session.request_reads), key=lambda r: (r[0], r[1] or ""))
+        comm.send({"op": "ready", "page": page.to_json(), "token": hosted.token, "request_reads": reads})
 
 
 def _current_cell_id() -> str | None:

@@ -133,7 +133,7 @@ class KernelstateApp(ExtensionApp):
 
     def default_kernel_name(self) -> str:
         assert self.serverapp is not None
-        return str(self.serverapp.kernel_spec_manager.default_kernel_name or "python3")
+        return str(getattr(self.serverapp.kernel_manager, "default_kernel_name", "") or "python3")
 
     def _pool_kernel_name(self) -> str:
         return self.pool_kernel_name or self.default_kernel_name()

@@ -26,6 +26,7 @@ import time
 import traceback
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from jupyter_core.utils import ensure_async
 from jupyter_server.auth.decorator import authorized, ws_authenticated
@@ -71,7 +72,7 @@ class IndexHandler(_Extension, JupyterHandler):
     async def get(self) -> None:
         root = self.ks.root_dir
         found = await asyncio.get_running_loop().run_in_executor(None, list_apps, root)
-        links = [{"url": self.ks_root + "apps/" + web.url_escape(a.api_path, plus=False).replace("%2F", "/"),
+        links = [{"url": self.ks_root + "apps/" + quote(a.api_path),
                   "title": a.title, "description": a.api_path} for a in found]
         self.set_header("Cache-Control", "no-store")
         self.finish(render_message("kernelstate apps", "kernelstate apps on this Jupyter server",
@@ -218,6 +219,10 @@ class AppWebSocketHandler(_RelayWebSocket):
         await WebSocketHandler.get(self, api_path)
 
     def _owns(self, entry: SessionEntry) -> bool:
+        # The server token is the server owner's credential; token-authenticated
+        # requests carry no stable user name (Jupyter makes one up per request).
+        if self.token_authenticated:
+            return True
         owner = getattr(entry.host, "request", None)
         return getattr(owner, "user", None) == getattr(self.current_user, "username", object())
 
