@@ -128,6 +128,7 @@ class KernelChannels:
     def __init__(self, ws: WebSocketClientConnection) -> None:
         self.ws = ws
         self.session = uuid.uuid4().hex
+        self.data: list[dict[str, Any]] = []   # the mimebundles of the last cell's outputs
 
     @classmethod
     async def open(cls, server_url: str, kernel_id: str, headers: Mapping[str, str]) -> KernelChannels:
@@ -146,6 +147,7 @@ class KernelChannels:
                         "allow_stdin": False, "stop_on_error": True},
         }))
         texts: list[str] = []
+        self.data = []
         status = None
         idle = False
         deadline = asyncio.get_running_loop().time() + timeout
@@ -166,6 +168,7 @@ class KernelChannels:
                 texts.append(content["text"])
             elif kind in ("display_data", "execute_result"):
                 texts.append(content["data"].get("text/plain", ""))
+                self.data.append(content["data"])
             elif kind == "error":
                 texts.append(f"{content['ename']}: {content['evalue']}")
         return status, texts

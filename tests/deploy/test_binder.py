@@ -6,7 +6,7 @@ from its root (with Python from ``binder/runtime.txt``), and launches
 ``/user/<name>/``. Here: a fresh virtualenv installed from that file alone, the
 same start script and a ``base_url`` of ``/user/test/``; then what a user does:
 the launcher's "kernelstate apps", a ``%serve``'d app through
-``/user/test/proxy/<port>/``, and a live cell output.
+``/user/test/proxy/<port>/``, and a live cell output through the extension.
 
 Installing is the slow part (about a minute with a warm pip cache or a local
 wheelhouse); the rest takes seconds.
@@ -25,10 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from bokeh.models import Button
+from bokeh.models import Button, Slider
 
 from deploy_support import (APP_CELL, APPS, REPO, SERVE_LINK, KernelChannels, Process, clean_env, fetch,
                             free_port, http_status, wait_until)
+from kernelstate.jupyter.wire import MIME_TYPE
 from kernelstate.testing import ProtocolClient
 
 pytestmark = [pytest.mark.deploy, pytest.mark.timeout(600)]
@@ -205,6 +206,45 @@ def test_serve_from_a_kernel_through_jupyter_server_proxy(lab: Lab) -> None:
             assert f"port {port}" in await channels.run(f"%serve --stop {port}")
             assert (await fetch(link, headers=lab.auth)).code >= 500
             assert await channels.run("'alive'") == "'alive'"
+        finally:
+            channels.close()
+            await fetch(lab.url + f"api/kernels/{kernel_id}", "DELETE", headers=lab.auth)
+
+    asyncio.run(flow())
+
+
+LIVE_CELL = """
+import kernelstate as ks
+slider = ks.widgets.IntSlider(name="n", start=0, end=10, value=3)
+shown = ks.pane.Markdown("n is 3")
+slider.param.watch(lambda event: setattr(shown, "object", f"n is {event.new}"), "value")
+ks.Column(slider, shown)
+"""
+
+
+def test_live_cell_output_through_the_base_url(lab: Lab) -> None:
+    """A component displayed in a cell is live through the extension under /user/test/: the browser's
+    change runs the kernel's callback and the kernel sees the new value."""
+    async def flow() -> None:
+        started = await fetch(lab.url + "api/kernels", "POST", {"name": "python3"}, lab.auth)
+        assert started.code == 201, started.body
+        kernel_id = json.loads(started.body)["id"]
+        channels = await KernelChannels.open(lab.url, kernel_id, lab.auth)
+        try:
+            await channels.run(LIVE_CELL)
+            outputs = [d[MIME_TYPE] for d in channels.data if MIME_TYPE in d]
+            assert outputs and outputs[0]["kernel_id"] == kernel_id, channels.data
+            out = outputs[0]
+            ws_url = (lab.url.replace("http://", "ws://") +
+                      f"kernelstate/kernels/{kernel_id}/docs/{out['doc_id']}/view1/ws")
+            tab = ProtocolClient(ws_url, headers=await cookie_login(lab), origin=lab.origin, ws_url=ws_url, timeout=20)
+            tab.token = out["token"]
+            async with tab:
+                slider = tab.find(Slider)[0]
+                assert slider.value == 3 and "n is 3" in tab.text()
+                await tab.set(slider, "value", 7)
+                await tab.wait_for(lambda: "n is 7" in tab.text())
+                assert await channels.run("slider.value") == "7"
         finally:
             channels.close()
             await fetch(lab.url + f"api/kernels/{kernel_id}", "DELETE", headers=lab.auth)
