@@ -6,7 +6,7 @@ Each notebook in ``notebooks/`` (or each one given) is executed with nbclient
 in a fresh ``python3`` kernel, with ``notebooks/`` as working directory, then
 exported with nbconvert's ``lab`` HTML template to ``docs/_build/<name>.html``.
 Links between notebooks (``02-scheduling.ipynb``) are rewritten to the HTML
-pages. A component displayed in a cell renders as its static snapshot (the
+pages, and Mermaid diagrams show their source where mermaid.js cannot load. A component displayed in a cell renders as its static snapshot (the
 ``text/html`` part of its mimebundle), so a reader without a kernel still sees
 the content; the build checks that every kernelstate output has one.
 
@@ -31,6 +31,15 @@ NOTEBOOKS = ROOT / "notebooks"
 DEFAULT_OUT = ROOT / "docs" / "_build"
 KERNELSTATE_MIME = "application/vnd.kernelstate.doc+json"
 CELL_TIMEOUT_S = 120
+# The lab template hides a Mermaid diagram until mermaid.js (loaded from a CDN) has drawn it;
+# offline, that is never, so show the diagram's source until then.
+MERMAID_FALLBACK_CSS = """<style>
+  .jp-Mermaid:not(.jp-RenderedMermaid) { display: block; }
+  .jp-Mermaid:not(.jp-RenderedMermaid) > pre.mermaid {
+    font-size: 85%; padding: 0.5em; overflow: auto; background: var(--jp-cell-editor-background, #f5f5f5);
+  }
+</style>
+"""
 
 
 def execute(path: Path) -> nbformat.NotebookNode:
@@ -60,7 +69,8 @@ def to_html(nb: nbformat.NotebookNode, local_stems: set[str]) -> str:
         stem = match.group(2)
         return f'{match.group(1)}{stem}.html' if stem in local_stems else match.group(0)
 
-    return re.sub(r'(href=")([\w.-]+)\.ipynb', relink, body)
+    body = re.sub(r'(href=")([\w.-]+)\.ipynb', relink, body)
+    return body.replace("</body>", MERMAID_FALLBACK_CSS + "</body>", 1)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,7 +24,7 @@ STEMS = sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb"))
 # What each served notebook's page must show (text of its Document).
 EXPECTED = {
     "index": ["kernelstate tutorials", 'href="./01-sessions-and-state"', 'href="./04-jupyter"'],
-    "01-sessions-and-state": ["A tab is a session", "No clicks yet."],
+    "01-sessions-and-state": ["A tab is a session", "No clicks yet.", "Open this page in a second tab"],
     "02-scheduling": ["Scheduling", "it is now", "A job on the thread pool"],
     "03-reuse-sessions": ["Temperature", "Humidity"],
     "04-jupyter": ["Celsius", "°F"],
