@@ -11,6 +11,7 @@ in tests).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import datetime as dt
 import functools
 import inspect
@@ -112,7 +113,10 @@ class ScheduledTask:
         if when is None:
             return
         delay_ms = (when - self.clock.now()).total_seconds() * 1000.0
-        self._handle = self.clock.call_later(delay_ms, self._fire, self.loop)
+        # Timers copy the caller's context. A task scheduled from app code would
+        # otherwise run (forever) with that session current and keep it alive
+        # after it is destroyed; a process-wide task belongs to no session.
+        self._handle = contextvars.Context().run(self.clock.call_later, delay_ms, self._fire, self.loop)
 
     def _fire(self) -> None:
         self._handle = None
