@@ -137,7 +137,14 @@ class _RelayWebSocket(_Extension, WebSocketMixin, WebSocketHandler, JupyterHandl
         return "bokeh" if subprotocols and subprotocols[0] == "bokeh" else None
 
     async def _authorize(self) -> str:
-        """Authorize ``execute`` on kernels and return the Bokeh token; 403 otherwise."""
+        """Check origin, authorize ``execute`` on kernels, return the Bokeh token; 403 otherwise.
+
+        Tornado checks the origin too, but only once the upgrade starts; checking
+        first means a foreign page learns nothing (not even whether a kernel exists).
+        """
+        origin = self.get_origin()
+        if origin is not None and not self.check_origin(origin):
+            raise web.HTTPError(403, "cross-origin WebSocket from %s", origin[:100], reason="Cross-origin request")
         allowed = await ensure_async(self.authorizer.is_authorized(self, self.current_user, "execute", "kernels"))
         if not allowed:
             raise web.HTTPError(403, "user may not execute on kernels", reason="Forbidden")

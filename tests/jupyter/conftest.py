@@ -19,9 +19,11 @@ from jupyter_helpers import KernelDriver
 from kernelstate.testing.client import ProtocolClient
 
 
-def server_config(**kernelstate: Any) -> Config:
+def server_config(serverapp: dict[str, Any] | None = None, **kernelstate: Any) -> Config:
+    """Server config loading the extension (empty pool, fast kernel watch) plus ``ServerApp``/``KernelstateApp`` traits."""
     return Config({
-        "ServerApp": {"jpserver_extensions": {"kernelstate.jupyter": True}},
+        "ServerApp": {"jpserver_extensions": {"kernelstate.jupyter": True, "jupyter_server_terminals": False},
+                      **(serverapp or {})},
         "KernelstateApp": {"kernel_pool_size": 0, "kernel_poll_interval_ms": 200, **kernelstate},
     })
 
