@@ -119,7 +119,11 @@ class State:
 
     @property
     def served(self) -> bool:
-        return current_session().kind != "kernel"
+        """True for a page served by kernelstate (standalone or the Jupyter extension's apps).
+
+        False in a kernel, and in callbacks of components displayed in notebook cells.
+        """
+        return current_session().kind == "served"
 
     # -- process-wide ---------------------------------------------------------
     @property
