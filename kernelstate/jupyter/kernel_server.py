@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import atexit
 import builtins
 import inspect
 import logging
@@ -141,6 +142,8 @@ class ServedApp:
 
 
 _served: dict[int, ServedApp] = {}
+_exit_hook: list[bool] = []
+EXIT_STOP_TIMEOUT_S = 5.0
 
 
 def start(obj: Any, *, label: str, port: int = 0, threaded: bool = False,
@@ -177,6 +180,10 @@ def start(obj: Any, *, label: str, port: int = 0, threaded: bool = False,
     proxied = location is not None and location.proxied
     served = ServedApp(server, label, links_for(server, location), threaded, proxied)
     _served[served.port] = served
+    if not _exit_hook:
+        # When the kernel shuts down, destroy the sessions so their destroyed hooks run.
+        atexit.register(_stop_at_exit)
+        _exit_hook.append(True)
     if show and not proxied:
         webbrowser.open(served.url)
     return served
@@ -214,6 +221,15 @@ def _start_threaded(server: Server) -> None:
         raise TimeoutError(f"the kernelstate server thread did not start within {START_TIMEOUT_S:.0f} s")
     if errors:
         raise errors[0]
+
+
+def _stop_at_exit() -> None:
+    for app in list(_served.values()):
+        try:
+            app.server.stop(EXIT_STOP_TIMEOUT_S)
+        except Exception:
+            log.exception("stopping the kernelstate server on port %s at exit failed", app.server.port)
+    _served.clear()
 
 
 def served() -> list[ServedApp]:

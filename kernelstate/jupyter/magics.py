@@ -39,6 +39,12 @@ if TYPE_CHECKING:
 _FLAGS = {"--threaded": "threaded", "--show": "show", "--list": "list_servers", "--help": "help"}
 _VALUED = {"--port", "--prefix", "--allow-websocket-origin", "--title"}
 _APP_SUFFIXES = (".py", ".ipynb")
+USAGE = """\
+%serve OBJ [--port N] [--threaded] [--show] [--proxy | --direct] [--title T]
+           [--prefix P] [--allow-websocket-origin HOST[:PORT]]
+%%serve [--port N] [--threaded] [--title T]        (the cell is the app)
+%serve --list
+%serve --stop [PORT|all]"""
 
 
 @dataclass
@@ -178,11 +184,12 @@ class ServeMagics(Magics):
         The server binds 127.0.0.1 under a random URL prefix and runs on the
         kernel's event loop (``--threaded``: its own thread). Behind JupyterHub,
         Binder or any Jupyter base_url, the printed link goes through
-        jupyter-server-proxy ({base_url}proxy/{port}/...).
+        jupyter-server-proxy ({base_url}proxy/{port}/...). ``--show`` opens a
+        direct link in a browser on the kernel's machine.
         """
         args = parse_line(line)
         if args.help:
-            print(self.serve.__doc__)
+            _display({"text/plain": USAGE})
             return
         from . import kernel_server
 
@@ -198,7 +205,7 @@ class ServeMagics(Magics):
         if cell is not None:
             if args.expr:
                 raise UsageError(f"%%serve serves the cell; drop {args.expr!r} from the first line")
-            source = self.shell.transform_cell(cell) if self.shell is not None else cell
+            source = self.shell.transform_cell(cell) if self.shell is not None else cell  # type: ignore[no-untyped-call]
             try:
                 obj: Any = [kernel_server.CellApp(source, self.shell.user_ns if self.shell else {}, title=args.title)]
             except SyntaxError as exc:
@@ -206,10 +213,17 @@ class ServeMagics(Magics):
             label = "the cell"
         else:
             obj, label = resolve(args.expr, self.shell.user_ns if self.shell else {})
-        served = kernel_server.start(
-            obj, label=label, port=args.port, threaded=args.threaded, location=self._location(args),
-            prefix=args.prefix, allow_websocket_origin=tuple(args.origins), show=args.show, title=args.title,
-        )
+        from ..errors import KernelstateError
+
+        try:
+            served = kernel_server.start(
+                obj, label=label, port=args.port, threaded=args.threaded, location=self._location(args),
+                prefix=args.prefix, allow_websocket_origin=tuple(args.origins), show=args.show, title=args.title,
+            )
+        except OSError as exc:
+            raise UsageError(f"%serve: cannot listen on 127.0.0.1:{args.port}: {exc.strerror or exc}") from None
+        except KernelstateError as exc:
+            raise UsageError(f"%serve: {exc}") from None
         _display(render(served))
 
     @staticmethod
@@ -258,7 +272,7 @@ class ServeMagics(Magics):
 def _display(bundle: dict[str, str]) -> None:
     from IPython.display import display
 
-    display(bundle, raw=True)
+    display(bundle, raw=True)  # type: ignore[no-untyped-call]
 
 
 def load_ipython_extension(ip: InteractiveShell) -> None:

@@ -167,7 +167,12 @@ def test_cell_serve_runs_per_session(kernel: Kernel) -> None:
 
 def test_serve_errors_are_clear_and_harmless(kernel: Kernel) -> None:
     """Bad %serve lines get one-line usage errors; the kernel keeps working."""
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
     cases = {
+        f"%serve ticking --port {busy.getsockname()[1]}": "cannot listen on 127.0.0.1:",
+        "%serve {'/a': ticking, '/b': 42 + 'x'}": "cannot evaluate",
         "%serve not_defined_anywhere": "cannot evaluate 'not_defined_anywhere'",
         "%serve missing_notebook.ipynb": "no such file 'missing_notebook.ipynb'",
         "%serve --stop 1": "no kernelstate server on port 1",
@@ -179,7 +184,9 @@ def test_serve_errors_are_clear_and_harmless(kernel: Kernel) -> None:
     for line, message in cases.items():
         text = "\n".join(kernel.run(line, allow_error=True))
         assert "UsageError" in text and message in text, (line, text)
+    busy.close()
     assert kernel.run("1 + 1") == ["2"]
+    assert "no servers running" in "\n".join(kernel.run("%serve --list"))
 
 
 def test_proxied_link_and_origin_from_the_jupyter_environment(kernel: Kernel) -> None:
@@ -237,3 +244,32 @@ def test_line_parsing_keeps_expressions_whole() -> None:
     assert parse_line("app --direct").proxy is False and parse_line("app --proxy").proxy is True
     with pytest.raises(UsageError, match="--port needs a value"):
         parse_line("app --port")
+
+
+def test_kernel_exit_destroys_served_sessions(tmp_path: Path) -> None:
+    """When the kernel process exits, %serve'd servers destroy their sessions (destroyed hooks run)."""
+    import subprocess
+    import sys
+
+    marker = tmp_path / "destroyed.txt"
+    script = f"""
+import asyncio
+import kernelstate as ks
+from kernelstate.jupyter import kernel_server
+from kernelstate.testing import ProtocolClient
+
+def app():
+    ks.state.on_session_destroyed(lambda session: open({str(marker)!r}, "a").write("destroyed\\n"))
+    return ks.pane.Markdown("# bye")
+
+async def main():
+    kernel_server.start(app, label="app")            # on this loop, as in a kernel
+    threaded = kernel_server.start(app, label="app", threaded=True)
+    for served in kernel_server.served():
+        async with ProtocolClient(served.url):
+            pass
+
+asyncio.run(main())
+"""
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+    assert marker.read_text().splitlines() == ["destroyed", "destroyed"]
