@@ -151,7 +151,8 @@ def headline(scenario: str, result: dict[str, Any]) -> str:
                    ("MB/cycle", "growth_mb_per_cycle")],
         "periodic": [("ticks %", "ticks_pct"), ("p95 ms", "interval_ms.p95"),
                      ("after destroy", "ticks_after_destroy"), ("not destroyed", "sessions_not_destroyed")],
-        "jupyter": [("cold ms", "app_in_kernel.cold_total_ms"), ("errors", "app_in_kernel.error_samples")],
+        "jupyter": [("pooled p50 ms", "app_in_kernel.pooled_total_ms.p50"),
+                    ("cold p50 ms", "app_in_kernel.cold_total_ms.p50"), ("errors", "app_in_kernel.error_samples")],
     }[scenario]
     return ", ".join(f"{label} {report.lookup(result, path)}" for label, path in picks)
 

@@ -221,9 +221,10 @@ class BokehClient:
         except ConnectionClosed:
             pass
         finally:
+            why = f"websocket {self.ws_path} closed (code {ws.close_code}: {ws.close_reason or 'no reason'})"
             for _, future in self._waiters:
                 if not future.done():
-                    future.set_exception(ConnectionError(f"websocket {self.ws_path} closed"))
+                    future.set_exception(ConnectionError(why))
             self._waiters = []
 
     def _resolve(self, message: Message) -> None:

@@ -251,14 +251,45 @@ def render(results: dict[str, Any]) -> str:
         rows = rows + [_noise_row(rows)]
         out += ["", f"### {title}", ""]
         out += _table(scenario, rows, groups, labels)
-    jupyter = [r for r in results.get("runs", []) if r["scenario"] == "jupyter"]
-    skipped = [n for n in results.get("skipped", []) if n.startswith("jupyter")]
-    if jupyter or skipped:
-        out += ["", "### 6. Jupyter (kernelstate only)", ""]
-        for run in jupyter:
-            out.append(f"- {run['config']}: `{_short(run['result'])}`")
-        out += [f"- {n}" for n in skipped]
+    out += _jupyter_section(results)
     return "\n".join(out) + "\n"
+
+
+_JUPYTER_ROWS = [
+    ("request → live app, pooled kernel: total p50 / max ms", "app_in_kernel.pooled_total_ms.p50",
+     "app_in_kernel.pooled_total_ms.max"),
+    ("↳ GET (the app runs in the kernel) p50 ms", "app_in_kernel.pooled_get_ms.p50", None),
+    ("request → live app, cold kernel: total p50 / max ms", "app_in_kernel.cold_total_ms.p50",
+     "app_in_kernel.cold_total_ms.max"),
+    ("slider round trip over the relay p50 / p95 ms", "app_in_kernel.slider_rtt_ms.p50",
+     "app_in_kernel.slider_rtt_ms.p95"),
+    ("errors", "app_in_kernel.errors", None),
+]
+
+
+def _jupyter_section(results: dict[str, Any]) -> list[str]:
+    runs = [r for r in results.get("runs", []) if r["scenario"] == "jupyter"]
+    skipped = [n for n in results.get("skipped", []) if n.startswith("jupyter")]
+    if not runs and not skipped:
+        return []
+    out = ["", "### 6. Jupyter (kernelstate only: the server extension, kernels from its pool)", ""]
+    if runs:
+        out += ["| | kernelstate in Jupyter |", "|---|---|"]
+        for label, path, second in _JUPYTER_ROWS:
+            v, v2 = _value(runs, path), _value(runs, second)
+            digits = 0 if path.endswith("errors") else 1
+            text = _fmt(v, digits) + (" / " + _fmt(v2, digits) if second else "")
+            out.append(f"| {label} | {text} |")
+        for run in runs:
+            result = run["result"]
+            errors = result.get("error") or lookup(result, "app_in_kernel.error_samples")
+            if errors:
+                out.append(f"\nErrors: `{str(errors)[:300]}`")
+            note = lookup(result, "cell_display.skipped")
+            if note:
+                out.append(f"\nCell display → live Document over the relay: {note}.")
+    out += [f"- {n}" for n in skipped]
+    return out
 
 
 def os_cpus(results: dict[str, Any]) -> str:
@@ -268,11 +299,6 @@ def os_cpus(results: dict[str, Any]) -> str:
         if part.strip().endswith("cores"):
             return part.strip().split()[0]
     return "?"
-
-
-def _short(result: dict[str, Any]) -> str:
-    keep = {k: v for k, v in result.items() if k not in ("server_log_tail",)}
-    return str(keep)[:400]
 
 
 def replace_block(readme: str, block: str) -> str:
