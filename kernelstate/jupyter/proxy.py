@@ -14,13 +14,16 @@ Two ways a kernelstate server is reached through a Jupyter server:
 
 Security, both ways: the kernelstate server binds 127.0.0.1 and serves only
 under a random 128-bit path prefix, so another local user who can connect to
-the port finds nothing but 404s; the browser gets there only through
+the port finds nothing but 404s (the prefix shows in the user's own address
+bar; it guards the port, not the page). The browser gets there only through
 jupyter-server-proxy, which requires Jupyter's authentication for HTTP and
 WebSocket alike (403 on an unauthenticated upgrade since 4.1.1) and checks the
-WebSocket's Origin with Jupyter's own policy. The launcher then presents the
-proxied WebSocket to kernelstate as same-origin (``request_headers_override``),
-so Jupyter's origin decision is the one that counts and kernelstate needs no
-``--allow-websocket-origin '*'``.
+WebSocket's Origin with Jupyter's own policy before proxying it. The launcher
+then presents the proxied WebSocket to kernelstate as same-origin
+(``request_headers_override``), so Jupyter's origin decision is the one that
+counts and kernelstate needs no ``--allow-websocket-origin '*'``; a ``%serve``
+server learns the origin from its page requests instead
+(:mod:`kernelstate.jupyter.kernel_server`).
 
 This module is imported by the Jupyter server at startup and by ``%serve``:
 standard library only.
@@ -48,8 +51,6 @@ DIR_ENV = "KERNELSTATE_PROXY_DIR"
 URL_ENV = "KERNELSTATE_JUPYTER_URL"
 ICON_PATH = Path(__file__).resolve().parent / "icons" / "kernelstate.svg"
 START_TIMEOUT_S = 60.0  # first start imports Bokeh; Binder machines are slow
-
-
 _SECRET = re.compile(r"^/ks-[0-9a-f]{32}(?=/|$)")
 
 

@@ -34,8 +34,12 @@ VENV_BIN = Path(sys.executable).parent
 
 
 def find_chp() -> str | None:
-    local = REPO / ".venv" / "node" / "bin" / "configurable-http-proxy"
-    return str(local) if local.exists() else shutil.which("configurable-http-proxy")
+    """configurable-http-proxy: where scripts/bootstrap.sh installs it (the venv's node/), or on PATH."""
+    for venv in (Path(sys.prefix), REPO / ".venv"):
+        local = venv / "node" / "bin" / "configurable-http-proxy"
+        if local.exists():
+            return str(local)
+    return shutil.which("configurable-http-proxy")
 
 
 HUB_CONFIG = """
