@@ -160,8 +160,8 @@ def headline(scenario: str, result: dict[str, Any]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small counts and fewer configurations (< 1 min)")
-    ap.add_argument("--only", default=",".join(plan.SCENARIOS), help="comma-separated scenarios: "
-                    + ",".join(plan.SCENARIOS))
+    ap.add_argument("--only", default=None, help="comma-separated scenarios: " + ",".join(plan.SCENARIOS)
+                    + " (default: all; --quick leaves out jupyter, whose kernels take half a minute)")
     ap.add_argument("--targets", default="kernelstate,panel,bokeh,floor,kernelstate-jupyter",
                     help="comma-separated targets (kernelstate, panel, bokeh, floor, kernelstate-jupyter)")
     ap.add_argument("--config", default=None, help="only configurations whose name contains this text")
@@ -179,7 +179,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         results = json.loads(args.from_json.read_text())
         return _publish(results, readme=args.readme is not False)
 
-    only = [s.strip() for s in args.only.split(",") if s.strip()]
+    if args.only is None:
+        only = [s for s in plan.SCENARIOS if not (args.quick and s == "jupyter")]
+    else:
+        only = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = [s for s in only if s not in plan.SCENARIOS]
     if unknown:
         ap.error(f"unknown scenario(s) {', '.join(unknown)}; known: {', '.join(plan.SCENARIOS)}")

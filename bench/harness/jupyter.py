@@ -125,7 +125,7 @@ async def app_in_kernel(srv: ServerProcess, sizes: Sizes, pool_refill_s: float =
     errors: list[str] = []
     rtts: list[float] = []
     deadline = perf_counter() + max(sizes.phase_limit_s, 60.0)
-    rounds = 2 if sizes.setup_n1 < 20 else 3
+    rounds = 1 if sizes.setup_n1 < 20 else 3
     for _ in range(rounds):
         if perf_counter() > deadline or errors:
             break
