@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -56,6 +57,10 @@ def _serve(ns: argparse.Namespace) -> int:
     async def run() -> None:
         loop = asyncio.get_running_loop()
         server.start()
+        # A dedicated server process: move everything loaded at startup out of the
+        # cyclic GC's reach, so full collections (seen as callback jitter) stay short.
+        gc.collect()
+        gc.freeze()
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
                 loop.add_signal_handler(sig, server.stop)

@@ -9,6 +9,7 @@ the port.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import socket
 import threading
@@ -211,18 +212,34 @@ class Server:
                                if ":" not in self.options.address else socket.AF_UNSPEC)
         self.port = sockets[0].getsockname()[1]
         self._http = HTTPServer(self._application(), xheaders=False)
-        self._http.add_sockets(sockets)
-        self._cleanup = PeriodicCallback(self.manager.cleanup, self.options.check_unused_sessions_ms)
+        _preload()
+        self._cleanup = PeriodicCallback(self._sweep, self.options.check_unused_sessions_ms)
         self._cleanup.start()
         self.started = True
         if self.options.setup:
             self._run_setup(self.options.setup)
         if self.options.warm:
-            self.warm_task = self.loop.create_task(self.warm())
+            # The port is bound (its URL is known) but connections wait in the backlog
+            # until warming is done, so the first visitor gets a warm server.
+            self.warm_task = self.loop.create_task(self._warm_then_listen(sockets))
+        else:
+            self._http.add_sockets(sockets)
         if self.options.autoreload:
             self._watch_task = self.loop.create_task(self._watch())
         if self.options.show:
             webbrowser.open(self.app_urls()[0][1])
+
+    async def _warm_then_listen(self, sockets: list[socket.socket]) -> None:
+        try:
+            await self.warm()
+        finally:
+            if self.started and self._http is not None:
+                self._http.add_sockets(sockets)
+
+    def _sweep(self) -> None:
+        """Expire unused sessions; collect their reference cycles at once rather than at a random later pause."""
+        if self.manager.cleanup():
+            gc.collect()
 
     def _run_setup(self, path: str) -> None:
         source = Path(path).read_text(encoding="utf-8")
@@ -305,6 +322,30 @@ class Server:
 
     def __repr__(self) -> str:
         return f"<kernelstate Server {self.url if self.port else '(not started)'} apps={[a.route for a in self.apps]}>"
+
+
+_preloaded: list[bool] = []
+
+
+def _preload() -> None:
+    """Pay once, at startup, for what the first session would otherwise pay for.
+
+    Bokeh's ``bokeh.io`` (pulled in lazily by ``Document.add_root``), the
+    Markdown renderer and the page templates are loaded.
+    """
+    if _preloaded:
+        return
+    _preloaded.append(True)
+    import bokeh.io  # noqa: F401
+
+    from ..components.pane import Markdown
+    from ..loading import PageSpec
+    from .page import PageOptions, render_message, render_page
+
+    Markdown("*warm*")._to_model("object", "*warm*")
+    for name in ("basic", "material", "bootstrap"):
+        render_page(PageSpec("warm", name, [("p0", "main")]), TOKEN_PLACEHOLDER, PageOptions())
+    render_message("warm", "warm", [])
 
 
 _running_servers: set[Server] = set()
