@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from .wire import MIME_TYPE
 _STATIC = Path(__file__).resolve().parent / "static"
 _HTML_TEXT_MODELS = ("Div", "Markdown")
 _MAX_STATIC_DEPTH = 32
+_SCRIPT_TAG = re.compile(r"</?script\b[^>]*>", re.IGNORECASE)
 
 
 @lru_cache(maxsize=1)
@@ -82,6 +84,15 @@ def static_html(document: Document) -> str:
     return "".join(_static(model, 0) for model in document.roots)
 
 
+def _inert(markup: str) -> str:
+    """HTML with its <script> elements shown as text.
+
+    A trusted output's scripts run (JupyterLab evaluates them); the same
+    markup rendered live by BokehJS (innerHTML) would not run them.
+    """
+    return _SCRIPT_TAG.sub(lambda m: html.escape(m.group(0)), markup)
+
+
 def _prop(model: Model, name: str) -> Any:
     return getattr(model, name) if name in model.properties() else None
 
@@ -99,7 +110,7 @@ def _static(model: Any, depth: int) -> str:
         return f'<div style="display:flex;flex-direction:{direction};gap:6px">{inner}</div>'
     text = _prop(model, "text")
     if isinstance(text, str):
-        return f"<div>{text if name in _HTML_TEXT_MODELS else html.escape(text)}</div>"
+        return f"<div>{_inert(text) if name in _HTML_TEXT_MODELS else html.escape(text)}</div>"
     label = _prop(model, "label")
     if isinstance(label, str):
         return f"<button disabled>{html.escape(label)}</button>"

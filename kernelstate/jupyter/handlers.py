@@ -277,7 +277,7 @@ class AppWebSocketHandler(_RelayWebSocket):
 class StaticHandler(_Extension, JupyterHandler, web.StaticFileHandler):
     """Package assets (BokehJS, kernelstate's CSS/JS) for signed-in users; no symlinks out."""
 
-    auth_resource = "kernelstate"
+    auth_resource = "contents"
 
     @web.authenticated
     def head(self, path: str) -> Any:  # type: ignore[override]
@@ -298,10 +298,10 @@ class StaticHandler(_Extension, JupyterHandler, web.StaticFileHandler):
 class PingHandler(_Extension, APIHandler):
     """``api/ping``: is the extension loaded (the cell runtime and deployment checks use it)."""
 
-    auth_resource = "kernelstate"
+    auth_resource = "kernels"
 
     @web.authenticated
-    @authorized("read", "kernelstate")
+    @authorized("read", "kernels")
     async def get(self) -> None:
         self.finish(json.dumps({"kernelstate": __version__, "sessions": len(self.ks.manager),
                                 "relays": len(self.ks.relays), "pool_ready": self.ks.pool.ready_count}))

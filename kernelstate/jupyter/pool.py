@@ -98,7 +98,9 @@ class KernelPool:
         except Exception as exc:
             raise KernelStartError(f"could not start a {kernel_name!r} kernel: {type(exc).__name__}: {exc}") from exc
         self.started.add(kernel_id)
-        self.kernel_manager.get_kernel(kernel_id).autorestart = False
+        km = self.kernel_manager.get_kernel(kernel_id)
+        km.stop_restarter()  # a dead app kernel ends its session; it is never replaced behind its back
+        km.autorestart = False
         try:
             relay = await self.relays.get(kernel_id)
             reply = await relay.execute(BOOTSTRAP, self.startup_timeout_s)

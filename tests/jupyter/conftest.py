@@ -34,8 +34,9 @@ def jp_server_config() -> Config:
 
 
 @pytest.fixture
-def ks_ext(jp_serverapp: Any, jp_asyncio_loop: Any) -> Any:
-    """The running KernelstateApp, its background tasks started (as the server's post-start hook does)."""
+def ks_ext(jp_serverapp: Any, jp_asyncio_loop: Any, http_server_client: Any) -> Any:
+    """The KernelstateApp of a server listening on ``jp_http_port``, its background tasks started
+    (as the server's post-start hook does)."""
     app = jp_serverapp.extension_manager.extension_points["kernelstate"].app
     jp_asyncio_loop.run_until_complete(app._start_jupyter_server_extension(jp_serverapp))
     return app

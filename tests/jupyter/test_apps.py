@@ -145,3 +145,25 @@ async def test_notebook_app_index_and_errors(ks_ext: Any, jp_root_dir: Path, jp_
     assert err.value.code == 400
     await wait_until(lambda: len(ks_ext.pool.started) <= 1, 20, "failed app's kernel shut down")
     assert (await jp_fetch("api", "status")).code == 200
+
+
+@pytest.mark.parametrize("jp_server_config", [server_config(reuse_sessions=True)], ids=["reuse"])
+async def test_reuse_sessions_serve_the_cached_page_and_start_the_session_on_connect(
+        ks_ext: Any, jp_root_dir: Path, jp_auth_header: dict[str, str], jp_serverapp: Any, app_url: Any) -> None:
+    """With reuse_sessions, later requests get the cached page at once; their session starts when the WebSocket connects."""
+    (jp_root_dir / "clock.py").write_text(
+        "import os\nimport kernelstate as ks\nks.pane.Markdown('a clock').servable()\n"
+        "ks.pane.Str(f'pid {os.getpid()}').servable()\n")
+    km = jp_serverapp.kernel_manager
+    first = ProtocolClient(app_url("clock.py"), headers=jp_auth_header, timeout=60)
+    await first.fetch_page()
+    kernels = set(km.list_kernel_ids())
+    second = ProtocolClient(app_url("clock.py"), headers=jp_auth_header, timeout=60)
+    await second.fetch_page()
+    assert set(km.list_kernel_ids()) == kernels, "a cached page started a kernel before its WebSocket connected"
+    assert second.token != first.token and ks_ext.reuse.hits == 1
+    async with first, second:
+        assert "a clock" in second.text()
+        pids = {re.search(r"pid (\d+)", tab.text()).group(1) for tab in (first, second)}  # type: ignore[union-attr]
+        assert len(pids) == 2
+        assert len(ks_ext.manager) == 2

@@ -4,10 +4,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from bokeh.models import Div, Slider
-
-from kernelstate.sync import CloseCode
-from kernelstate.testing.client import ClosedError
+import numpy as np
+from bokeh.models import ColumnDataSource, Slider
 
 from jupyter_helpers import doc_output
 
@@ -55,3 +53,22 @@ ticker
         await tab.wait_for(lambda: any(f"tick {n}" in tab.text() for n in range(5, 1000)), timeout=10)
         assert tab.patches_received >= 3
     await user_kernel.run("cb.stop()")
+
+
+async def test_binary_buffers_cross_the_relay_both_ways(user_kernel: Any, relay_client: Any, ks_ext: Any) -> None:
+    """NumPy arrays travel as binary frames (comm buffers): pulled, patched by the kernel, patched by the browser."""
+    out = doc_output(await user_kernel.run("""
+import numpy as np
+import kernelstate as ks
+from bokeh.models import ColumnDataSource, Column as BkColumn, Div
+source = ColumnDataSource(data={"x": np.arange(1000, dtype="float64")})
+label = Div(text="", tags=[source])
+ks.pane.BokehModel(BkColumn(children=[label], tags=[source]))
+"""))
+    async with relay_client(out) as tab:
+        source = tab.find(ColumnDataSource)[0]
+        assert len(source.data["x"]) == 1000 and float(source.data["x"][999]) == 999.0
+        await user_kernel.run("source.data = {'x': np.arange(5, dtype='float64') * 2}")
+        await tab.wait_for(lambda: list(tab.find(ColumnDataSource)[0].data["x"]) == [0, 2, 4, 6, 8])
+        await tab.set(source, "data", {"x": np.full(500, 7.0)})
+        assert await user_kernel.value("[len(source.data['x']), float(source.data['x'][0])]") == [500, 7.0]

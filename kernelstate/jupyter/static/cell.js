@@ -15,7 +15,8 @@
   if (ks.cellRuntime && ks.cellRuntime.version >= RUNTIME) return;
   var COMPONENTS = ["bokeh", "bokeh-gl", "bokeh-widgets", "bokeh-tables"];
   var DETACH_GRACE_MS = 5000;
-  var sockets = new Map();  // ws url (no query) -> Output waiting for its socket
+  // ws url (no query) -> the Output waiting for BokehJS to open that socket
+  var sockets = (ks.cellSockets = ks.cellSockets || new Map());
 
   function baseUrl() {
     var el = document.getElementById("jupyter-config-data");
@@ -34,16 +35,13 @@
   if (!ks.cellSocketsObserved) {
     ks.cellSocketsObserved = true;
     var Native = window.WebSocket;
-    var Observed = function (url, protocols) {
-      var socket = protocols === undefined ? new Native(url) : new Native(url, protocols);
-      var key = String(url).split("?")[0];
-      var output = sockets.get(key);
-      if (output !== undefined) output.adopt(socket);
-      return socket;
+    window.WebSocket = class extends Native {
+      constructor(url, protocols) {
+        super(url, protocols);
+        var output = sockets.get(String(url).split("?")[0]);
+        if (output !== undefined) output.adopt(this);
+      }
     };
-    Observed.prototype = Native.prototype;
-    ["CONNECTING", "OPEN", "CLOSING", "CLOSED"].forEach(function (k) { Observed[k] = Native[k]; });
-    window.WebSocket = Observed;
   }
 
   var bokehLoading = null;
