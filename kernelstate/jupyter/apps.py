@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..loading import AppSpec
 from ..session import RequestInfo
@@ -91,6 +91,13 @@ def _is_auth_cookie(name: str, login_cookie: str | None) -> bool:
     return name == login_cookie or name.startswith(AUTH_COOKIE_PREFIXES)
 
 
+def _without_auth_args(url: str) -> str:
+    """``url`` without Jupyter's ``token``/``_xsrf`` query arguments (a Referer may carry ``?token=``)."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in AUTH_ARGS]
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
 def app_request_info(handler: Any) -> RequestInfo:
     """What an app may know about a page request to the Jupyter server (no credentials)."""
     request = handler.request
@@ -99,7 +106,8 @@ def app_request_info(handler: Any) -> RequestInfo:
     if provider is not None and hasattr(provider, "get_cookie_name"):
         login_cookie = provider.get_cookie_name(handler)
     cookies = {name: m.value for name, m in request.cookies.items() if not _is_auth_cookie(name, login_cookie)}
-    headers = {k: v for k, v in request.headers.get_all() if k.lower() not in AUTH_HEADERS}
+    headers = {k: _without_auth_args(v) if k.lower() == "referer" else v
+               for k, v in request.headers.get_all() if k.lower() not in AUTH_HEADERS}
     if cookies:
         headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in cookies.items())
     args = {k: list(v) for k, v in request.query_arguments.items() if k not in AUTH_ARGS}
@@ -117,7 +125,11 @@ class ListedApp:
 
 
 def list_apps(root_dir: str, max_depth: int = 4, max_files: int = 2000, max_bytes: int = 2_000_000) -> list[ListedApp]:
-    """Notebooks and scripts under the root that use kernelstate (blocking: run in a thread)."""
+    """Notebooks and scripts under the root that mark something ``.servable()`` with kernelstate.
+
+    Modules of Python packages (directories with ``__init__.py``), test files
+    and hidden paths are skipped. Blocking: run it in a thread.
+    """
     root = os.path.realpath(root_dir)
     found: list[ListedApp] = []
     seen = 0
@@ -125,8 +137,10 @@ def list_apps(root_dir: str, max_depth: int = 4, max_files: int = 2000, max_byte
         depth = os.path.relpath(dirpath, root).count(os.sep) + (dirpath != root)
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in SKIPPED_DIRS and depth < max_depth
                              and os.path.realpath(os.path.join(dirpath, d)).startswith(root + os.sep))
+        if "__init__.py" in filenames:
+            continue
         for name in sorted(filenames):
-            if name.startswith((".", "_")) or not name.endswith(APP_SUFFIXES):
+            if name.startswith((".", "_", "test_")) or name == "conftest.py" or not name.endswith(APP_SUFFIXES):
                 continue
             seen += 1
             if seen > max_files:
@@ -139,7 +153,7 @@ def list_apps(root_dir: str, max_depth: int = 4, max_files: int = 2000, max_byte
                     text = f.read()
             except OSError:
                 continue
-            if "kernelstate" in text:
+            if "kernelstate" in text and "servable" in text:
                 rel = os.path.relpath(path, root).replace(os.sep, "/")
                 found.append(ListedApp(rel, _title(Path(name))))
     return found

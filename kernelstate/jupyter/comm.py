@@ -98,10 +98,9 @@ class CommConnection:
 
     min_flush_interval_s = 0.02
 
-    def __init__(self, comm: Any, hosted: HostedDocument, documents: KernelDocuments) -> None:
+    def __init__(self, comm: Any, hosted: HostedDocument) -> None:
         self.comm = comm
         self.hosted = hosted
-        self.documents = documents
         self.closed = False
         self._outbox: list[Fragment] = []
         self._scheduled = False
@@ -286,7 +285,7 @@ class KernelDocuments:
             log.warning("refused a relayed connection with a wrong token (doc=%s)", doc_id)
             comm.close(close_data(CloseCode.FORBIDDEN, "invalid document token"))
             return
-        conn = CommConnection(comm, hosted, self)
+        conn = CommConnection(comm, hosted)
         hosted.connections.append(conn)
         hosted.last_used = time.monotonic()
         hosted.endpoint.attach(conn)

@@ -100,8 +100,13 @@ class MessageAssembler:
         return num
 
 
+def short_reason(reason: str) -> str:
+    """A WebSocket close reason must fit in 123 bytes of UTF-8."""
+    return reason.encode("utf-8")[:120].decode("utf-8", "ignore")
+
+
 def close_data(code: int, reason: str) -> dict[str, Any]:
-    return {"code": int(code), "reason": reason[:120]}
+    return {"code": int(code), "reason": short_reason(reason)}
 
 
 def close_code(data: Any, default: int, default_reason: str) -> tuple[int, str]:
@@ -109,5 +114,5 @@ def close_code(data: Any, default: int, default_reason: str) -> tuple[int, str]:
     if isinstance(data, Mapping):
         code, reason = data.get("code"), data.get("reason")
         if isinstance(code, int) and 4000 <= code <= 4999 and isinstance(reason, str):
-            return code, reason[:120]
+            return code, short_reason(reason)
     return default, default_reason

@@ -76,7 +76,8 @@ async def test_app_sessions_run_in_pooled_kernels_isolated_and_shut_down(
     km = jp_serverapp.kernel_manager
     token = jp_serverapp.identity_provider.token
     cookie = "theme=dark; _xsrf=XSRF-SECRET; username-localhost-1=LOGIN-SECRET; jupyterhub-session-id=HUB-SECRET"
-    headers = {**jp_auth_header, "Cookie": cookie, "X-Custom": "yes", "X-XSRFToken": "XSRF-SECRET"}
+    headers = {**jp_auth_header, "Cookie": cookie, "X-Custom": "yes", "X-XSRFToken": "XSRF-SECRET",
+               "Referer": f"http://localhost/lab?token={token}&x=1"}
     ada = ProtocolClient(app_url("apps/greet.py", f"name=ada&token={token}"), headers=headers, timeout=30)
     async with ada:
         assert "hello ada" in ada.text()
@@ -85,6 +86,7 @@ async def test_app_sessions_run_in_pooled_kernels_isolated_and_shut_down(
         assert seen["headers"]["x-custom"] == "yes" and seen["headers"]["cookie"] == "theme=dark"
         assert not {"authorization", "x-xsrftoken"} & set(seen["headers"])
         assert seen["args"] == ["name"] and token not in seen["url"]
+        assert seen["headers"]["referer"] == "http://localhost/lab?x=1"
         assert isinstance(seen["user"], str) and seen["user"]  # the Jupyter user's name
         assert "SECRET" not in json.dumps(seen) and token not in json.dumps(seen)
         sessions = json.loads((await jp_fetch("kernelstate", "api", "sessions")).body)
@@ -125,10 +127,15 @@ async def test_notebook_app_index_and_errors(ks_ext: Any, jp_root_dir: Path, jp_
     (jp_root_dir / "notebooks").mkdir()
     nbformat.write(nb, jp_root_dir / "notebooks" / "tiny.ipynb")
     (jp_root_dir / "notebooks" / "plain.ipynb").write_text(nbformat.writes(nbformat.v4.new_notebook()))
-    (jp_root_dir / "broken.py").write_text("import kernelstate as ks\nraise RuntimeError('the app is broken <b>on purpose</b>')\n")
+    (jp_root_dir / "broken.py").write_text(
+        "import kernelstate as ks\nraise RuntimeError('the app is broken <b>on purpose</b>')\nks.pane.Str('x').servable()\n")
+    (jp_root_dir / "pkg").mkdir()
+    (jp_root_dir / "pkg" / "__init__.py").write_text("")
+    (jp_root_dir / "pkg" / "module.py").write_text("import kernelstate as ks\nks.pane.Str('x').servable()\n")
 
     index = (await jp_fetch("kernelstate", "")).body.decode()
-    assert "notebooks/tiny.ipynb" in index and "broken.py" in index and "plain.ipynb" not in index
+    assert "notebooks/tiny.ipynb" in index and "broken.py" in index
+    assert "plain.ipynb" not in index and "module.py" not in index
 
     async with ProtocolClient(app_url("notebooks/tiny.ipynb"), headers=jp_auth_header, timeout=60) as tab:
         assert "from a notebook" in tab.text()
