@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from conftest import server_config
-from jupyter_server.auth import Authorizer
+from jupyter_server.auth import Authorizer, IdentityProvider, User
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.websocket import websocket_connect
 
@@ -167,3 +167,26 @@ async def test_authenticated_but_not_authorized(server: Server) -> None:
     assert await server.status("kernelstate/api/sessions/x", method="DELETE", **auth) == 403
     for path in WS_ENDPOINTS:
         assert await server.ws_status(path, **auth) == 403, path
+
+
+class HeaderIdentity(IdentityProvider):
+    """Users named by an ``X-Test-User`` header (a stand-in for a multi-user identity provider)."""
+
+    def get_user(self, handler: Any) -> User | None:
+        name = handler.request.headers.get("X-Test-User")
+        return User(name) if name else None
+
+
+@pytest.mark.parametrize("jp_server_config", [server_config({"identity_provider_class": HeaderIdentity})],
+                         ids=["users"])
+async def test_an_app_session_belongs_to_the_user_who_opened_it(server: Server) -> None:
+    """Another signed-in user with the page's token cannot open the session's WebSocket (403 before the upgrade)."""
+    alice = ProtocolClient(server.base + "kernelstate/apps/app.py", headers={"X-Test-User": "alice"}, timeout=60)
+    await alice.fetch_page()
+    bob = ProtocolClient(server.base + "kernelstate/apps/app.py", headers={"X-Test-User": "bob"}, timeout=30)
+    bob.token = alice.token
+    with pytest.raises(HTTPClientError) as err:
+        await bob.connect()
+    assert err.value.code == 403
+    async with alice:
+        assert "secure app" in alice.text()
