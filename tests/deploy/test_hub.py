@@ -12,6 +12,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from typing import Any
 import pytest
 from bokeh.models import Button
 
-from deploy_support import (APP_CELL, APPS, REPO, SERVE_LINK, KernelChannels, Process, clean_env, fetch, free_port,
+from deploy_support import (APP_CELL, APPS, REPO, SERVE_LINK, KernelChannels, Process, clean_env, fetch, free_ports,
                             wait_until)
 from kernelstate.testing import ProtocolClient
 
@@ -83,9 +84,9 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     apps = tmp / "apps"
     apps.mkdir()
     shutil.copy(APPS / "counter.py", apps / "counter.py")
-    public_port = free_port()
+    public_port, hub_port, api_port = free_ports(3)
     config = HUB_CONFIG.format(
-        public_port=public_port, hub_port=free_port(), api_port=free_port(), chp=chp,
+        public_port=public_port, hub_port=hub_port, api_port=api_port, chp=chp,
         pid_file=str(tmp / "proxy.pid"), db=tmp / "hub.sqlite", cookie_secret=str(tmp / "cookie_secret"),
         password=PASSWORD, homes=str(tmp / "home"), singleuser=str(VENV_BIN / "jupyterhub-singleuser"),
         args=["--allow-root"] if os.geteuid() == 0 else [], apps=str(apps),
@@ -102,6 +103,16 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
         yield Hub(origin + "/", origin, process)
     finally:
         process.stop(30)
+        stop_orphaned_proxy(tmp / "proxy.pid")
+
+
+def stop_orphaned_proxy(pid_file: Path) -> None:
+    """The hub stops configurable-http-proxy when it shuts down cleanly; if it died, the proxy is left over."""
+    try:
+        pid = int(pid_file.read_text().strip())
+        os.kill(pid, signal.SIGTERM)
+    except (OSError, ValueError):
+        pass
 
 
 def login(hub: Hub, user: str) -> Any:
