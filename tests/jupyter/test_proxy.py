@@ -17,7 +17,8 @@ import pytest
 from bokeh.models import Button
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
-from kernelstate.jupyter.proxy import DIR_ENV, PROXY_NAME, JupyterLocation, jupyter_location, setup_kernelstate, under_prefix
+from kernelstate.jupyter.proxy import (DIR_ENV, PROXY_NAME, JupyterLocation, jupyter_location, setup_kernelstate,
+                                       under_prefix)
 from kernelstate.testing import ProtocolClient
 
 APPS = Path(__file__).resolve().parents[1] / "server" / "apps"
