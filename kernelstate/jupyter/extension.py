@@ -38,7 +38,7 @@ from .apps import KernelApp
 from .handlers import (AppPageHandler, AppWebSocketHandler, CellWebSocketHandler, IndexHandler, PingHandler,
                        SessionHandler, SessionsHandler, StaticHandler)
 from .pool import KernelPool, KernelStartError
-from .relay import KernelGoneError, KernelHost, RelayRegistry
+from .relay import KERNEL_DIED_REASON, KernelGoneError, KernelHost, RelayRegistry
 
 log = logging.getLogger(__name__)
 KS_STATIC = str(Path(__file__).resolve().parent.parent / "static")
@@ -114,6 +114,8 @@ class KernelstateApp(ExtensionApp):
             self.pool.fill()
 
     async def stop_extension(self) -> None:
+        if getattr(self, "manager", None) is None:
+            return  # settings were never initialized
         if self._cleanup is not None:
             self._cleanup.stop()
         self.manager.destroy_all(CloseCode.SERVER_STOPPING, "the Jupyter server is stopping")
@@ -176,5 +178,5 @@ class KernelstateApp(ExtensionApp):
 
     def _host_lost(self, host: KernelHost, code: int, reason: str) -> None:
         log.warning("app session %s lost its kernel %s: %s", host.session_id[:12], host.kernel_id, reason)
-        self.manager.destroy(host.session_id, code, reason if code == CloseCode.KERNEL_DIED
+        self.manager.destroy(host.session_id, code, KERNEL_DIED_REASON if code == CloseCode.KERNEL_DIED
                              else "the app's kernel closed the session: reload the page")

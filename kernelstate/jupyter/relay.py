@@ -351,9 +351,11 @@ class RelayRegistry:
 class RelayedConnection:
     """One browser connection to a kernel-hosted Document, over one ``connect`` comm."""
 
-    def __init__(self, relay: KernelRelay, conn: Connection, connect_data: dict[str, Any]) -> None:
+    def __init__(self, relay: KernelRelay, conn: Connection, connect_data: dict[str, Any],
+                 kernel_died_reason: str | None = None) -> None:
         self.conn = conn
         self.closed = False
+        self._kernel_died_reason = kernel_died_reason
         self._assembler = MessageAssembler()
         self.channel = relay.open_comm({"op": "connect", **connect_data}, self._from_kernel, self._kernel_closed)
 
@@ -381,6 +383,8 @@ class RelayedConnection:
 
     def _kernel_closed(self, code: int, reason: str) -> None:
         self.closed = True
+        if code == CloseCode.KERNEL_DIED and self._kernel_died_reason:
+            reason = self._kernel_died_reason
         self.conn.close(code, reason)
 
     def close(self) -> None:
@@ -391,6 +395,7 @@ class RelayedConnection:
 
 
 ShutdownKernel = Callable[[str], Awaitable[None]]
+KERNEL_DIED_REASON = "the app's kernel stopped: reload the page for a new session"
 
 
 class KernelHost:
@@ -459,7 +464,8 @@ class KernelHost:
         if self._destroyed or self.relay.stopped:
             conn.close(CloseCode.KERNEL_DIED, "the app's kernel is gone: reload the page")
             return
-        self._connections[conn] = RelayedConnection(self.relay, conn, {"doc_id": self.session_id, "token": self.token})
+        self._connections[conn] = RelayedConnection(self.relay, conn, {"doc_id": self.session_id, "token": self.token},
+                                                     KERNEL_DIED_REASON)
 
     async def receive(self, conn: Connection, fragment: Fragment) -> None:
         relayed = self._connections.get(conn)

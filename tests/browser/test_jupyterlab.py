@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -25,6 +26,13 @@ slider = ks.widgets.IntSlider(name="n", start=0, end=10, value=3)
 shown = ks.pane.Markdown("n is 3")
 slider.param.watch(lambda event: setattr(shown, "object", f"n is {event.new}"), "value")
 ks.Column(slider, shown)"""
+
+APP = """import kernelstate as ks
+clicks = ks.pane.Markdown("clicks: 0")
+button = ks.widgets.Button(name="Count")
+button.on_click(lambda event: setattr(clicks, "object", f"clicks: {button.clicks}"))
+ks.Column(button, clicks).servable(title="Counter")
+"""
 
 
 @dataclass
@@ -56,6 +64,7 @@ def jupyter(tmp_path_factory: Any) -> Iterator[Jupyter]:
     nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
     nb.cells = [nbformat.v4.new_code_cell(CELL)]
     nbformat.write(nb, root / "demo.ipynb")
+    (root / "counter.py").write_text(APP)
     token, port = secrets.token_hex(16), free_port()
     env = {**os.environ, "HOME": str(home), "JUPYTER_CONFIG_DIR": str(home / "config"),
            "JUPYTER_RUNTIME_DIR": str(home / "runtime"), "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"),
@@ -156,3 +165,27 @@ def test_notebook7_cell_output_is_live(page: Any, jupyter: Jupyter) -> None:
     page.goto(jupyter.url + f"notebooks/demo.ipynb?token={jupyter.token}")
     run_first_cell_and_drag(page, jupyter)
     assert not kernelstate_errors(page), page.errors
+
+
+def test_app_page_served_by_the_extension_reports_its_kernel_dying(page: Any, jupyter: Jupyter) -> None:
+    """An app at kernelstate/apps/ runs in its own kernel; SIGKILL that kernel and the page says so within seconds."""
+    page.goto(jupyter.url + f"kernelstate/apps/counter.py?token={jupyter.token}")
+    page.get_by_role("button", name="Count").click(timeout=60000)
+    page.get_by_text("clicks: 1").wait_for(timeout=15000)
+    assert page.title() == "Counter"
+    (session,) = jupyter.api("kernelstate/api/sessions")
+    assert session["kernel_id"] in {k["id"] for k in jupyter.api("api/kernels")}
+    os.kill(kernel_pid(jupyter, session["kernel_id"]), signal.SIGKILL)
+    banner = page.locator("#ks-banner")
+    banner.wait_for(timeout=5000)
+    assert "reload the page" in banner.inner_text()
+    assert jupyter.api("api/status")["started"]
+
+
+def kernel_pid(jupyter: Jupyter, kernel_id: str) -> int:
+    """The process id of one of the server's kernels (its command line names its connection file)."""
+    psutil = pytest.importorskip("psutil")
+    for proc in psutil.Process(jupyter.proc.pid).children(recursive=True):
+        if any(kernel_id in part for part in proc.cmdline()):
+            return int(proc.pid)
+    raise AssertionError(f"no process for kernel {kernel_id}")
