@@ -156,7 +156,7 @@ class Server:
             routes.append((rf"{p}/ws", DocWebSocketHandler, {**server, "app": index_app}))
             routes.append((rf"{p}/?", DocHandler, {**server, "app": index_app}))
         elif len(self.apps) == 1 and self.options.index is None:
-            routes.append((rf"{p}/?", web.RedirectHandler, {"url": f"{p}{self.apps[0].route}"}))
+            routes.append((rf"{p}/?", web.RedirectHandler, {"url": f"{p}{self.apps[0].route}", "permanent": False}))
         else:
             routes.append((rf"{p}/?", IndexHandler, server))
         for app in self.apps:
