@@ -56,6 +56,7 @@ class ServeOptions:
     websocket_max_message_size: int = 20 * 1024 * 1024
     secret_key: str | None = None
     title: str | None = None
+    unix_socket: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.port, int) or not 0 <= self.port <= 65535:
@@ -124,6 +125,7 @@ class ServeOptions:
             reuse_sessions_max_keys=ns.reuse_sessions_max_keys, warm=ns.warm,
             global_loading_spinner=ns.global_loading_spinner, max_sessions=ns.max_sessions,
             websocket_max_message_size=ns.websocket_max_message_size, title=ns.title,
+            unix_socket=ns.unix_socket,
         )
 
 
@@ -155,3 +157,4 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     a("--max-sessions", type=int, default=None, metavar="N", help="refuse new sessions beyond N with 503 (default: no limit)")
     a("--websocket-max-message-size", type=int, default=d.websocket_max_message_size, metavar="BYTES", help="largest WebSocket message accepted (default 20 MiB)")
     a("--title", default=None, help="default page title")
+    a("--unix-socket", default=None, metavar="PATH", help="listen on this Unix socket instead of a TCP port (e.g. behind jupyter-server-proxy)")

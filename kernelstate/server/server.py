@@ -22,7 +22,7 @@ from tornado import web
 from tornado.httpserver import HTTPServer
 from tornado.httputil import HTTPHeaders, HTTPServerRequest
 from tornado.ioloop import PeriodicCallback
-from tornado.netutil import bind_sockets
+from tornado.netutil import bind_sockets, bind_unix_socket
 
 from ..settings import config
 from ..context import activate, kernel_session
@@ -208,9 +208,13 @@ class Server:
         self._stopped = asyncio.Event()
         if self.options.num_threads is not None:
             thread_pool.resize(self.options.num_threads)
-        sockets = bind_sockets(self.options.port, self.options.address, family=socket.AF_INET
-                               if ":" not in self.options.address else socket.AF_UNSPEC)
-        self.port = sockets[0].getsockname()[1]
+        if self.options.unix_socket:
+            sockets = [bind_unix_socket(self.options.unix_socket, mode=0o600)]
+            self.port = 0
+        else:
+            sockets = bind_sockets(self.options.port, self.options.address, family=socket.AF_INET
+                                   if ":" not in self.options.address else socket.AF_UNSPEC)
+            self.port = sockets[0].getsockname()[1]
         self._http = HTTPServer(self._application(), xheaders=False)
         _preload()
         self._cleanup = PeriodicCallback(self._sweep, self.options.check_unused_sessions_ms)

@@ -181,3 +181,23 @@ def test_session_info_through_server(ks_server: Any) -> None:
 
     asyncio.run(main())
     assert json.dumps(ks.state.session_info)  # JSON-friendly
+
+
+def test_unix_socket(tmp_path: Path) -> None:
+    """--unix-socket serves over a Unix socket (owner-only), not a TCP port."""
+    import socket as socketlib
+    import stat
+
+    path = str(tmp_path / "ks.sock")
+    server = ks.serve(str(APPS / "counter.py"), threaded=True, unix_socket=path)
+    try:
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+        with socketlib.socket(socketlib.AF_UNIX) as s:
+            s.connect(path)
+            s.sendall(b"GET /liveness HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+        assert b"200 OK" in data and b'"alive": true' in data
+    finally:
+        server.stop()
