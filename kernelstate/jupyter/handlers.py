@@ -163,13 +163,19 @@ class _RelayWebSocket(_Extension, WebSocketMixin, WebSocketHandler, JupyterHandl
             return
         try:
             for frame in frames:
-                self.write_message(frame, binary=isinstance(frame, bytes))
+                self.write_message(frame, binary=isinstance(frame, bytes)).add_done_callback(_closed_is_fine)
         except WebSocketClosedError:
             self._closed = True
 
     def close(self, code: int | None = None, reason: str | None = None) -> None:
         self._closed = True
         super().close(code, reason)
+
+
+def _closed_is_fine(future: asyncio.Future[None]) -> None:
+    # A write that fails because the browser went away needs no report.
+    if not future.cancelled():
+        future.exception()
 
 
 class CellWebSocketHandler(_RelayWebSocket):

@@ -50,6 +50,19 @@ class Jupyter:
         return json.loads(body) if body else None
 
 
+def untrusted_notebook() -> Any:
+    """A notebook saved elsewhere with a kernelstate output (unsigned, so Jupyter does not trust it)."""
+    import kernelstate as ks
+    from kernelstate.jupyter.display import mimebundle
+
+    data, _ = mimebundle(ks.Column(ks.widgets.IntSlider(name="saved", value=6, end=9), ks.pane.Markdown("saved *snapshot*")))
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("ks.Column(...)")
+    cell.outputs = [nbformat.v4.new_output("execute_result", data=data, execution_count=1)]
+    nb.cells = [cell]
+    return nb
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -65,6 +78,7 @@ def jupyter(tmp_path_factory: Any) -> Iterator[Jupyter]:
     nb.cells = [nbformat.v4.new_code_cell(CELL)]
     nbformat.write(nb, root / "demo.ipynb")
     (root / "counter.py").write_text(APP)
+    nbformat.write(untrusted_notebook(), root / "saved.ipynb")
     token, port = secrets.token_hex(16), free_port()
     env = {**os.environ, "HOME": str(home), "JUPYTER_CONFIG_DIR": str(home / "config"),
            "JUPYTER_RUNTIME_DIR": str(home / "runtime"), "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"),
@@ -95,7 +109,9 @@ def jupyter(tmp_path_factory: Any) -> Iterator[Jupyter]:
         server.api(f"api/kernels/{kernel['id']}", method="DELETE")
     proc.terminate()
     try:
-        proc.wait(20)
+        # Its kernels are gone; an idle anyio worker thread can keep the process
+        # alive for another ~10 s after shutdown, which is not worth waiting for.
+        proc.wait(5)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(5)
@@ -189,3 +205,12 @@ def kernel_pid(jupyter: Jupyter, kernel_id: str) -> int:
         if any(kernel_id in part for part in proc.cmdline()):
             return int(proc.pid)
     raise AssertionError(f"no process for kernel {kernel_id}")
+
+
+def test_untrusted_notebook_shows_the_static_snapshot(page: Any, jupyter: Jupyter) -> None:
+    """An untrusted saved output runs no script, yet shows the snapshot: the slider's value and the text."""
+    page.goto(jupyter.url + f"lab/tree/saved.ipynb?token={jupyter.token}")
+    static = page.locator(".ks-cell-static").first
+    static.wait_for(timeout=60000)
+    assert "saved: 6" in static.inner_text() and "saved snapshot" in static.inner_text()
+    assert page.locator(".ks-cell[data-ks-mounted]").count() == 0   # the runtime did not run
