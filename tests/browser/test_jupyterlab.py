@@ -1,4 +1,10 @@
-"""A live kernelstate output in JupyterLab 4 and Notebook 7, in real headless Chromium, token auth and XSRF on."""
+"""kernelstate in JupyterLab 4 and Notebook 7, in real headless Chromium, with token auth and XSRF on.
+
+One ``jupyter lab`` (which also serves Notebook 7) runs for the module, with the
+extension enabled by its installed config: live cell outputs in both UIs, the
+kernel-restart banner, an app page served by the extension (and its banner
+when the app's kernel is killed), and an untrusted output's static snapshot.
+"""
 from __future__ import annotations
 
 import json
@@ -20,6 +26,8 @@ import nbformat
 import pytest
 
 pytestmark = pytest.mark.browser
+pytest.importorskip("jupyterlab", reason="JupyterLab is not installed (pip install kernelstate[jupyter])")
+pytest.importorskip("notebook", reason="Notebook 7 is not installed (pip install kernelstate[jupyter])")
 
 CELL = """import kernelstate as ks
 slider = ks.widgets.IntSlider(name="n", start=0, end=10, value=3)
