@@ -14,18 +14,9 @@ import pytest
 from pytest_jupyter.jupyter_server import *  # noqa: F403  (pytest-jupyter's fixtures and async test runner)
 from traitlets.config import Config
 
-from jupyter_helpers import KernelDriver
+from jupyter_helpers import KernelDriver, server_config
 
 from kernelstate.testing.client import ProtocolClient
-
-
-def server_config(serverapp: dict[str, Any] | None = None, **kernelstate: Any) -> Config:
-    """Server config loading the extension (empty pool, fast kernel watch) plus ``ServerApp``/``KernelstateApp`` traits."""
-    return Config({
-        "ServerApp": {"jpserver_extensions": {"kernelstate.jupyter": True, "jupyter_server_terminals": False},
-                      **(serverapp or {})},
-        "KernelstateApp": {"kernel_pool_size": 0, "kernel_poll_interval_ms": 200, **kernelstate},
-    })
 
 
 @pytest.fixture

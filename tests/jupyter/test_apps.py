@@ -11,7 +11,7 @@ from typing import Any
 import nbformat
 import pytest
 from bokeh.models import Button
-from conftest import server_config
+from jupyter_helpers import server_config
 from tornado.httpclient import HTTPClientError
 
 from kernelstate.testing.client import ProtocolClient

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import server_config
+from jupyter_helpers import server_config
 from jupyter_server.auth import Authorizer, IdentityProvider, User
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.websocket import websocket_connect
