@@ -13,8 +13,14 @@ ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--
         "--disable-dev-shm-usage"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """One Chromium per test module.
+
+    Playwright's sync API keeps an asyncio loop marked as running in the main
+    thread while it is alive; scoping it to the module (not the session)
+    keeps that from leaking into the rest of the suite.
+    """
     if not os.path.exists(CHROMIUM):
         pytest.skip(f"Debian's chromium is not installed ({CHROMIUM} missing): browser tests need it; `make test` installs it where apt is available")
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
