@@ -136,9 +136,11 @@ class LogRecorder(logging.Handler):
         self.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
 
     def emit(self, record: logging.LogRecord) -> None:
-        text = self.format(record)
+        text = self.format(record)  # caches exc_text on the record
+        # Keep a copy with the text only: the traceback's frames (and their locals) would stay alive.
+        kept = logging.makeLogRecord({**record.__dict__, "msg": record.getMessage(), "args": None, "exc_info": None})
         with self._lock2:
-            self.records.append(record)
+            self.records.append(kept)
             self.sizes.append(len(text.encode("utf-8", "replace")))
 
     def clear(self) -> None:
