@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from .loading import PageSpec
 from .session import RequestInfo, Session, hooks, registry
-from .sync import CloseCode, Connection, DocumentEndpoint, Fragment
+from .sync import DEFAULT_MAX_MESSAGE_BYTES, CloseCode, Connection, DocumentEndpoint, Fragment
 
 if TYPE_CHECKING:
     from .loading import AppSpec
@@ -49,15 +49,16 @@ class DocumentHost(Protocol):
 class InProcessHost:
     """A Session whose Document lives in this process, served by a DocumentEndpoint."""
 
-    def __init__(self, session: Session, page: PageSpec) -> None:
+    def __init__(self, session: Session, page: PageSpec, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
         self.session = session
         self.session_id = session.id
         self.page = page
-        self.endpoint = DocumentEndpoint(session)
+        self.endpoint = DocumentEndpoint(session, max_message_bytes)
 
     @classmethod
     async def create(cls, app: AppSpec, request: RequestInfo, session_id: str,
-                     loop: asyncio.AbstractEventLoop | None = None) -> InProcessHost:
+                     loop: asyncio.AbstractEventLoop | None = None,
+                     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> InProcessHost:
         """Create a session for ``request``: created hooks, then the app's code."""
         session = Session(request, session_id=session_id, loop=loop or asyncio.get_running_loop())
         registry.add(session)
@@ -67,7 +68,7 @@ class InProcessHost:
         except BaseException:
             session.destroy()
             raise
-        return cls(session, page)
+        return cls(session, page, max_message_bytes)
 
     def attach(self, conn: Connection) -> None:
         self.endpoint.attach(conn)

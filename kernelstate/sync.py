@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 Fragment = str | bytes
 MAX_BUFFERS = 64
+DEFAULT_MAX_MESSAGE_BYTES = 20 * 1024 * 1024
 CLIENT_MSGTYPES = frozenset({"PULL-DOC-REQ", "PATCH-DOC", "PUSH-DOC", "SERVER-INFO-REQ", "ACK", "OK", "ERROR"})
 
 
@@ -47,6 +48,7 @@ class CloseCode:
     SESSION_EXPIRED = 4404  # the session was destroyed (idle too long); reload for a new one
     SERVER_STOPPING = 4503  # the server is shutting down
     KERNEL_DIED = 4510      # the kernel hosting the Document died
+    MESSAGE_TOO_BIG = 1009  # RFC 6455's code, as for one oversized frame: the frames of one message add up past the limit
 
 
 class Connection(Protocol):
@@ -77,15 +79,20 @@ class _ConnectionState:
         # Patches go only to connections that have pulled the document: a
         # patch naming a model the client does not have yet breaks it.
         self.pulled = False
+        self.message_bytes = 0  # received so far for the message being assembled
 
 
 class DocumentEndpoint:
     """Serves ``session.document`` over the Bokeh protocol to its connections."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
         if session.document is None:
             raise ValueError(f"session {session.id} has no document (destroyed?)")
         self.session = session
+        # The transport limits each frame; this limits a whole message (header,
+        # metadata, content and up to MAX_BUFFERS buffers), so one connection
+        # cannot make the server hold MAX_BUFFERS x the frame limit.
+        self.max_message_bytes = max_message_bytes
         self.document = session.document
         self._connections: dict[Connection, _ConnectionState] = {}
         self._pending: list[DocumentPatchedEvent] = []
@@ -125,6 +132,13 @@ class DocumentEndpoint:
         state = self._connections.get(conn)
         if state is None:
             return
+        state.message_bytes += len(fragment)
+        if state.message_bytes > self.max_message_bytes:
+            log.warning("closing connection: a message exceeded %d bytes (session=%s)",
+                        self.max_message_bytes, self.session.id)
+            self.detach(conn)
+            conn.close(CloseCode.MESSAGE_TOO_BIG, "message too big")
+            return
         try:
             if state.expect_header:
                 self._check_header(fragment)
@@ -134,6 +148,7 @@ class DocumentEndpoint:
             return
         state.expect_header = message is not None
         if message is not None:
+            state.message_bytes = 0
             await self._dispatch(conn, message)
 
     def _check_header(self, fragment: Fragment) -> None:
