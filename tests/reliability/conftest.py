@@ -83,6 +83,95 @@ async def read_until_closed(ws: WebSocketClientConnection, timeout: float = 5.0)
         frames.append(msg)
 
 
+class RawWebSocket:
+    """A WebSocket spoken by hand over a plain socket: for what no well-behaved client does
+    (announce a frame and stop, flood without reading, vanish without closing)."""
+
+    def __init__(self, http_url: str, token: str, origin: str | None = None, path_suffix: str = "/ws") -> None:
+        import base64
+        import socket
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(http_url)
+        self.sock = socket.create_connection((parts.hostname, parts.port), timeout=10)
+        key = base64.b64encode(os.urandom(16)).decode()
+        path = parts.path.rstrip("/") + path_suffix
+        lines = [f"GET {path} HTTP/1.1", f"Host: {parts.netloc}", "Upgrade: websocket", "Connection: Upgrade",
+                 f"Sec-WebSocket-Key: {key}", "Sec-WebSocket-Version: 13", f"Sec-WebSocket-Protocol: bokeh, {token}"]
+        if origin is not None:
+            lines.append(f"Origin: {origin}")
+        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = self.sock.recv(1)
+            if not chunk:
+                break
+            head += chunk
+        self.status = int(head.split(b" ", 2)[1]) if head.startswith(b"HTTP/1.1 ") else 0
+        self._buffer = b""
+
+    @staticmethod
+    def frame(payload: bytes | str, opcode: int | None = None, length: int | None = None) -> bytes:
+        """One masked client frame (``length`` may lie about the payload that follows)."""
+        import struct
+
+        data = payload.encode() if isinstance(payload, str) else payload
+        if opcode is None:
+            opcode = 0x1 if isinstance(payload, str) else 0x2
+        n = len(data) if length is None else length
+        head = bytes([0x80 | opcode])
+        if n < 126:
+            head += bytes([0x80 | n])
+        elif n < 2**16:
+            head += bytes([0x80 | 126]) + struct.pack("!H", n)
+        else:
+            head += bytes([0x80 | 127]) + struct.pack("!Q", n)
+        mask = os.urandom(4)
+        return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def _recv_exact(self, n: int) -> bytes:
+        while len(self._buffer) < n:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("connection closed")
+            self._buffer += chunk
+        out, self._buffer = self._buffer[:n], self._buffer[n:]
+        return out
+
+    def read_frame(self) -> tuple[int, bytes]:
+        """(opcode, payload) of the next server frame."""
+        import struct
+
+        b0, b1 = self._recv_exact(2)
+        n = b1 & 0x7F
+        if n == 126:
+            n = struct.unpack("!H", self._recv_exact(2))[0]
+        elif n == 127:
+            n = struct.unpack("!Q", self._recv_exact(8))[0]
+        return b0 & 0x0F, self._recv_exact(n)
+
+    def read_close(self, timeout: float = 5.0) -> tuple[int | None, str]:
+        """Skip data frames until the close frame; (code, reason), or (None, "") if the TCP closed first."""
+        import struct
+
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                opcode, payload = self.read_frame()
+                if opcode == 0x8:
+                    if len(payload) >= 2:
+                        return struct.unpack("!H", payload[:2])[0], payload[2:].decode("utf-8", "replace")
+                    return None, ""
+        except (ConnectionError, OSError):
+            return None, ""
+
+    def close(self) -> None:
+        self.sock.close()
+
+
 def ws_url(http_url: str) -> str:
     return "ws" + http_url[len("http"):].rstrip("/") + "/ws"
 
