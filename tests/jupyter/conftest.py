@@ -6,17 +6,38 @@ kernel pool (tests that serve apps ask for one) and a fast kernel watch.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from jupyter_core.utils import ensure_event_loop
 from pytest_jupyter.jupyter_server import *  # noqa: F403  (pytest-jupyter's fixtures and async test runner)
 from traitlets.config import Config
 
 from jupyter_helpers import KernelDriver, server_config
 
 from kernelstate.testing.client import ProtocolClient
+
+
+@pytest.fixture
+def jp_asyncio_loop() -> Iterator[asyncio.AbstractEventLoop]:
+    """pytest-jupyter's event loop per test, usable even while Playwright's sync API is alive.
+
+    ``tests/browser`` keeps one Playwright session open, and between calls its
+    sync API marks its own loop as this thread's running loop; pytest-jupyter's
+    ``run_until_complete`` would then refuse to run. The mark is lifted for the
+    test and put back afterwards.
+    """
+    playwright_loop = asyncio._get_running_loop()
+    asyncio._set_running_loop(None)
+    loop = ensure_event_loop(prefer_selector_loop=True)  # what pytest-jupyter's own fixture does
+    try:
+        yield loop
+    finally:
+        loop.close()
+        asyncio._set_running_loop(playwright_loop)
 
 
 @pytest.fixture
