@@ -174,13 +174,20 @@ class DocWebSocketHandler(WebSocketHandler):
             return
         try:
             for frame in frames:
-                self.write_message(frame, binary=isinstance(frame, bytes))
+                self.write_message(frame, binary=isinstance(frame, bytes)).add_done_callback(_closed_is_fine)
         except WebSocketClosedError:
             self._closed = True
 
     def close(self, code: int | None = None, reason: str | None = None) -> None:
         self._closed = True
         super().close(code, reason)
+
+
+def _closed_is_fine(future: Any) -> None:
+    # A write that fails because the tab went away (with writes still queued) needs no report;
+    # unretrieved, it would be logged as "Task exception was never retrieved".
+    if not future.cancelled():
+        future.exception()
 
 
 class IndexHandler(_Base):
