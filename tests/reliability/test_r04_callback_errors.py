@@ -114,7 +114,9 @@ def test_raising_callbacks_are_contained_and_rate_limited(ks_server: Any, logs: 
     assert 1 <= len(patch_lines) <= result["elapsed"] + 3, patch_lines
     assert error_bytes < 64 * 1024, f"{error_bytes} bytes of error log in {result['elapsed']:.0f} s"
     assert any("onload" in r.getMessage() for r in records)
-    # Other sessions keep their rhythm: a 100 ms callback stays within 2x the alone p99 (+20 ms noise).
+    # Other sessions keep their rhythm: a 100 ms callback's median interval stays at its period and
+    # its p99 within 2x the alone p99 (+20 ms for a shared host's noise).
+    assert abs(percentile(result["good"], 50) - 100) <= 10, percentile(result["good"], 50)
     assert p99_good <= 2 * p99_base + 20, (p99_good, p99_base)
 
 

@@ -152,32 +152,41 @@ def flood(url: str, message: str, rate: int, seconds: float, stop: threading.Eve
         ws.close()
 
 
-@pytest.mark.parametrize("message", ["ACK", "SERVER-INFO-REQ"])
+@pytest.mark.parametrize("message", ["ACK", "PULL-DOC-REQ"])
 def test_flooding_client_does_not_starve_others(ks_serve_process: Any, tmp_path: Path, figures: Any, message: str) -> None:
-    """10,000 frames/s from one client (ACKs; or requests whose replies it never reads): others keep their latency."""
+    """10,000 frames/s from one client (ACKs; or document pulls whose replies it never reads): others keep
+    their latency, the server's memory stays bounded, and the flooder's exit logs nothing alarming."""
     proc, url = serve(ks_serve_process, tmp_path)
     server = psutil.Process(proc.proc.pid)
-    base = measure_rtts(url, 3.0)
+    base = measure_rtts(url, 2.0)
     rss0 = server.memory_info().rss / 2**20
     stop = threading.Event()
     sent = [0]
-    flooder = threading.Thread(target=flood, args=(url, message, 10_000, 8.0, stop, sent))
+    flooder = threading.Thread(target=flood, args=(url, message, 10_000, 5.0, stop, sent))
     flooder.start()
     try:
         time.sleep(1.0)
-        loaded = measure_rtts(url, 5.0)
+        loaded = measure_rtts(url, 3.0)
         rss1 = server.memory_info().rss / 2**20
     finally:
         stop.set()
         flooder.join(15)
-    p99, base_p99 = percentile(loaded, 99), percentile(base, 99)
-    figures(f"{message} flood: frames sent (closed by server)", f"{sent[0]} ({-1 in sent})")
-    figures(f"{message} flood: other tab p99 ms (baseline)", f"{p99 * 1000:.1f} ({base_p99 * 1000:.1f})")
+    time.sleep(0.5)
+    p50, p99, base_p50, base_p99 = (percentile(loaded, 50), percentile(loaded, 99),
+                                    percentile(base, 50), percentile(base, 99))
+    figures(f"{message} flood: frames sent", sent[0])
+    figures(f"{message} flood: other tab p50/p99 ms (alone)",
+            f"{p50 * 1000:.1f}/{p99 * 1000:.1f} ({base_p50 * 1000:.1f}/{base_p99 * 1000:.1f})")
     figures(f"{message} flood: server RSS growth MB", f"{rss1 - rss0:+.1f}")
-    assert sent[0] >= 10_000 or -1 in sent
-    assert len(loaded) >= 50, "the other tab barely got a turn"
-    assert p99 <= max(2 * base_p99, base_p99 + 0.05), f"p99 {p99 * 1000:.1f} ms vs {base_p99 * 1000:.1f} ms alone"
+    assert sent[0] >= 10_000 * 3 or -1 in sent
+    assert len(loaded) >= 30, "the other tab barely got a turn"
+    # The other tab's typical round trip stays within 2x its own (plus the service time of the one
+    # flooder message it may queue behind), and its worst case is far from starvation. Ratios of p99s
+    # on a shared 2-core host measure the neighbours more than the server, so p99 gets a fixed bound.
+    assert p50 <= 2 * base_p50 + 0.03, f"p50 {p50 * 1000:.1f} ms vs {base_p50 * 1000:.1f} ms alone"
+    assert p99 <= 0.5, f"p99 {p99 * 1000:.1f} ms"
     assert rss1 - rss0 <= 100, f"the server grew {rss1 - rss0:.0f} MB for one flooding client"
+    assert not [line for line in proc.output if "Traceback" in line or " ERROR " in line], proc.log_text()[-2000:]
 
 
 def test_push_doc_from_a_client_is_refused(ks_serve_process: Any, tmp_path: Path) -> None:
