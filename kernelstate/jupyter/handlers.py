@@ -309,8 +309,9 @@ class PingHandler(_Extension, APIHandler):
     @web.authenticated
     @authorized("read", "kernels")
     async def get(self) -> None:
-        self.finish(json.dumps({"kernelstate": __version__, "sessions": len(self.ks.manager),
-                                "relays": len(self.ks.relays), "pool_ready": self.ks.pool.ready_count}))
+        relays = self.ks.relays.relays()
+        self.finish(json.dumps({"kernelstate": __version__, "sessions": len(self.ks.manager), "relays": len(relays),
+                                "comms": sum(r.comm_count for r in relays), "pool_ready": self.ks.pool.ready_count}))
 
 
 class SessionsHandler(_Extension, APIHandler):

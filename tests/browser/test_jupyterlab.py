@@ -125,6 +125,13 @@ def jupyter(tmp_path_factory: Any) -> Iterator[Jupyter]:
         proc.wait(5)
 
 
+def wait_until(predicate: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out: {what}"
+        time.sleep(0.2)
+
+
 def wait_for_idle_kernel(jupyter: Jupyter, timeout: float = 60) -> None:
     """Until the notebook's kernel (started by the page) is idle, so Shift+Enter runs the cell at once."""
     deadline = time.monotonic() + timeout
@@ -170,6 +177,15 @@ def test_jupyterlab_cell_output_is_live(page: Any, jupyter: Jupyter) -> None:
     """In JupyterLab, a cell showing a slider and a pane: dragging the slider updates the pane from the kernel."""
     page.goto(jupyter.url + f"lab/tree/demo.ipynb?token={jupyter.token}")
     run_first_cell_and_drag(page, jupyter)
+    # Clearing the output closes its connection (after a short grace period); running the cell again is live again.
+    assert jupyter.api("kernelstate/api/ping")["comms"] == 1
+    page.locator(".lm-MenuBar-itemLabel", has_text="Edit").click()
+    page.locator(".lm-Menu-itemLabel", has_text="Clear Outputs of All Cells").click()
+    wait_until(lambda: jupyter.api("kernelstate/api/ping")["comms"] == 0, 15, "the cleared output's comm closed")
+    page.locator(".jp-Cell .cm-content").first.click()
+    page.keyboard.press("Shift+Enter")
+    page.wait_for_selector(".ks-cell[data-ks-live='1']", timeout=30000)
+    assert jupyter.api("kernelstate/api/ping")["comms"] == 1
     # A kernel restart turns the output into a clear "re-run the cell" state.
     kernels = jupyter.api("api/kernels")
     assert len(kernels) == 1
@@ -189,6 +205,9 @@ def test_notebook7_cell_output_is_live(page: Any, jupyter: Jupyter) -> None:
     page.goto(jupyter.url + f"notebooks/demo.ipynb?token={jupyter.token}")
     run_first_cell_and_drag(page, jupyter)
     assert not kernelstate_errors(page), page.errors
+    # Closing the notebook's page closes the output's connection to the kernel.
+    page.goto("about:blank")
+    wait_until(lambda: jupyter.api("kernelstate/api/ping")["comms"] == 0, 10, "the closed page's comm closed")
 
 
 def test_app_page_served_by_the_extension_reports_its_kernel_dying(page: Any, jupyter: Jupyter) -> None:
