@@ -179,6 +179,9 @@ class FileApp(AppSpec):
         added = directory not in sys.path
         if added:
             sys.path.insert(0, directory)
+        # The module's globals are this session's; drop them with it, also when the
+        # app raised (its traceback would otherwise keep them alive).
+        session.on_destroy(lambda s: namespace.clear())
         os.chdir(directory)
         try:
             await _run_blocks(compiled.blocks, namespace)
@@ -186,8 +189,6 @@ class FileApp(AppSpec):
             os.chdir(cwd)
             if added and directory in sys.path:
                 sys.path.remove(directory)
-        # The module's globals are this session's; drop them with it.
-        session.on_destroy(lambda s: namespace.clear())
 
 
 class ObjectApp(AppSpec):
