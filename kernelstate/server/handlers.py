@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from tornado import web
+from tornado.iostream import StreamBufferFullError
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from ..errors import AppLoadError
@@ -29,6 +30,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("kernelstate.access")
+MIN_WRITE_BUFFER_BYTES = 8 * 1024 * 1024
+
+
+def write_buffer_limit(max_message_bytes: int) -> int:
+    """Bytes queued for one tab before it counts as not reading (and is dropped)."""
+    return max(4 * max_message_bytes, MIN_WRITE_BUFFER_BYTES)
 
 
 def request_info(request: Any) -> RequestInfo:
@@ -129,6 +136,11 @@ class DocWebSocketHandler(WebSocketHandler):
     # -- after the upgrade ----------------------------------------------------------
     async def open(self, *args: Any, **kwargs: Any) -> None:
         self.set_nodelay(True)
+        # Without a cap, a tab that asks for replies and never reads them grows the
+        # server's write buffer without bound.
+        assert self.ws_connection is not None
+        self.ws_connection.stream.max_write_buffer_size = write_buffer_limit(
+            self.server.options.websocket_max_message_size)
         sid = self.session_id
         assert sid is not None
         entry = self.server.manager.get(sid)
@@ -177,6 +189,12 @@ class DocWebSocketHandler(WebSocketHandler):
                 self.write_message(frame, binary=isinstance(frame, bytes)).add_done_callback(_closed_is_fine)
         except WebSocketClosedError:
             self._closed = True
+        except StreamBufferFullError:
+            # A close frame would queue behind what the tab is not reading: drop the connection.
+            log.warning("dropping a WebSocket whose client is not reading (%d bytes queued) (session=%s)",
+                        self.ws_connection.stream.max_write_buffer_size or 0, self.session_id)
+            self._closed = True
+            self.ws_connection.stream.close()
 
     def close(self, code: int | None = None, reason: str | None = None) -> None:
         self._closed = True
