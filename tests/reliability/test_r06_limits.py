@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import threading
 import time
 from pathlib import Path
@@ -25,7 +26,7 @@ from bokeh.models import TextInput
 from kernelstate.sync import message_frames, protocol
 from kernelstate.testing import ProtocolClient
 
-from .conftest import RawWebSocket, fetch, percentile, run
+from .conftest import RawWebSocket, fetch, percentile, run, wait_until
 
 LIMIT = 64 * 1024
 
@@ -183,7 +184,7 @@ def test_flooding_client_does_not_starve_others(ks_serve_process: Any, tmp_path:
     # The other tab's typical round trip stays within 2x its own (plus the service time of the one
     # flooder message it may queue behind), and its worst case is far from starvation. Ratios of p99s
     # on a shared 2-core host measure the neighbours more than the server, so p99 gets a fixed bound.
-    assert p50 <= 2 * base_p50 + 0.03, f"p50 {p50 * 1000:.1f} ms vs {base_p50 * 1000:.1f} ms alone"
+    assert p50 <= 2 * base_p50 + 0.05, f"p50 {p50 * 1000:.1f} ms vs {base_p50 * 1000:.1f} ms alone"
     assert p99 <= 0.5, f"p99 {p99 * 1000:.1f} ms"
     assert rss1 - rss0 <= 100, f"the server grew {rss1 - rss0:.0f} MB for one flooding client"
     assert not [line for line in proc.output if "Traceback" in line or " ERROR " in line], proc.log_text()[-2000:]
@@ -242,3 +243,41 @@ def test_session_cap_answers_503_and_spares_existing_sessions(ks_serve_process: 
             await tab.close()
 
     run(main)
+
+
+BIG_APP = '''"""Big page"""
+import kernelstate as ks
+
+ks.Column(ks.pane.Str("x" * 200_000), ks.widgets.TextInput(name="text")).servable()
+'''
+
+
+def test_client_that_never_reads_cannot_grow_the_server(ks_serve_process: Any, tmp_path: Path, figures: Any) -> None:
+    """A tab that keeps asking for a 200 KB document and never reads the replies is dropped at the write-buffer cap."""
+    script = tmp_path / "big.py"
+    script.write_text(BIG_APP)
+    proc = ks_serve_process(str(script), "--websocket-max-message-size", str(LIMIT))
+    url = proc.url.rstrip("/") + "/big"
+    server = psutil.Process(proc.proc.pid)
+    rss0 = server.memory_info().rss / 2**20
+    ws = RawWebSocket(url, page_token(url))
+    ws.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    pull = b"".join(RawWebSocket.frame(f) for f in [header("PULL-DOC-REQ"), "{}", "{}"])
+    ws.sock.settimeout(0.5)
+    dropped_after = None
+    t0 = time.monotonic()
+    peak = 0.0
+    while time.monotonic() - t0 < 20:
+        try:
+            ws.send(pull * 5)
+        except OSError:
+            dropped_after = time.monotonic() - t0
+            break
+        peak = max(peak, server.memory_info().rss / 2**20 - rss0)
+        time.sleep(0.01)
+    ws.close()
+    figures("never-reading client: dropped after s, server RSS peak growth MB", f"{dropped_after}, {peak:+.0f}")
+    assert dropped_after is not None, f"still connected after 20 s; server RSS grew {peak:.0f} MB"
+    assert peak <= 64, f"server RSS grew {peak:.0f} MB before the client was dropped"
+    assert wait_until(lambda: any("not reading" in line for line in proc.output), 5), proc.log_text()[-1000:]
+    assert not [line for line in proc.output if "Traceback" in line], proc.log_text()[-2000:]
