@@ -110,9 +110,9 @@ def close_data(code: int, reason: str) -> dict[str, Any]:
 
 
 def close_code(data: Any, default: int, default_reason: str) -> tuple[int, str]:
-    """The (code, reason) in a comm_close's data, confined to the 4000-4999 range."""
+    """The (code, reason) in a comm_close's data: 4000-4999, or 1009 (message too big)."""
     if isinstance(data, Mapping):
         code, reason = data.get("code"), data.get("reason")
-        if isinstance(code, int) and 4000 <= code <= 4999 and isinstance(reason, str):
+        if isinstance(code, int) and (4000 <= code <= 4999 or code == 1009) and isinstance(reason, str):
             return code, short_reason(reason)
     return default, default_reason
