@@ -62,7 +62,7 @@ class _Recorded(Mapping[str, Any]):
 
 def _recorded(kind: str) -> Mapping[str, Any]:
     session = current_session()
-    return _Recorded(getattr(session.request, kind), session, kind)
+    return _Recorded(getattr(session.request_info, kind), session, kind)
 
 
 class State:
@@ -97,7 +97,7 @@ class State:
     def user(self) -> str | None:
         session = current_session()
         session.request_reads.add(("user", None))
-        return session.request.user
+        return session.request_info.user
 
     @property
     def request(self) -> RequestInfo:

@@ -136,8 +136,8 @@ class SessionRegistry:
         with self._lock:
             self._live[session.id] = session
             self._records[session.id] = SessionRecord(
-                session.id, session.request.path, session.created_at,
-                user_agent=session.request.headers.get("User-Agent"),
+                session.id, session.request_info.path, session.created_at,
+                user_agent=session.request_info.headers.get("User-Agent"),
             )
             self.total += 1
             self._trim()
@@ -186,7 +186,7 @@ class Session:
                  clock: Any = None) -> None:
         self.id = session_id or new_session_id()
         self.serial = next(_counter)
-        self.request = request or RequestInfo()
+        self.request_info = request or RequestInfo()
         self.document: Document | None = document if document is not None else Document()
         self.config_overrides: dict[str, Any] = {}
         self.lifecycle = Lifecycle.CREATED
@@ -202,6 +202,17 @@ class Session:
         self._busy_lock = threading.Lock()
         self._destroyed = False
         self._destroy_listeners: list[Callable[[Session], None]] = []
+
+    @property
+    def request(self) -> RequestInfo:
+        """The request that created this session.
+
+        Reading it counts as depending on all of it (like ``ks.state.request``), so
+        the reuse cache never serves a page built from it to another user. Framework
+        code that only looks (logging, bookkeeping) reads ``request_info``.
+        """
+        self.request_reads.add(("request", None))
+        return self.request_info
 
     # -- lifecycle ------------------------------------------------------------
     @property
