@@ -25,7 +25,6 @@ from tornado.ioloop import PeriodicCallback
 from tornado.netutil import bind_sockets, bind_unix_socket
 
 from ..settings import config
-from ..context import activate, kernel_session
 from ..errors import AppLoadError
 from ..host import InProcessHost
 from ..loading import AppSpec, apps_from_object
@@ -249,8 +248,10 @@ class Server:
     def _run_setup(self, path: str) -> None:
         source = Path(path).read_text(encoding="utf-8")
         namespace: dict[str, Any] = {"__name__": "kernelstate_setup", "__file__": str(Path(path).resolve())}
-        with activate(kernel_session()):
-            exec(compile(source, path, "exec"), namespace)
+        # No session is activated: ks.state falls back to the process-wide kernel session,
+        # and ks.config assignments set process values (as intended for a setup script),
+        # not overrides on the kernel session that no served session would see.
+        exec(compile(source, path, "exec"), namespace)
         log.info("ran setup script %s", path)
 
     async def warm(self) -> None:
