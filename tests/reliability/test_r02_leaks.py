@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import sys
 import threading
 import time
@@ -172,8 +173,12 @@ def test_create_destroy_cycles_soak(ks_server: Any, tmp_path: Path, figures: Any
     leak_run(ks_server, tmp_path, figures, cycles=1000)
 
 
-def test_app_that_raises_at_creation_is_not_retained(ks_server: Any, tmp_path: Path) -> None:
+def test_app_that_raises_at_creation_is_not_retained(ks_server: Any, tmp_path: Path, logs: Any,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """An app that fails while building its session leaves no session, Document or module behind."""
+    # pytest's own log capture keeps each record's traceback (and so the failed session's frames)
+    # alive until the test ends; the ``logs`` recorder keeps the text only.
+    monkeypatch.setattr(logging.getLogger("kernelstate"), "propagate", False)
     script = tmp_path / "broken.py"
     script.write_text('"""Broken"""\nimport kernelstate as ks\n\nclass Big:\n    pass\n\n'
                       'big = Big()\nks.state.session.probe = [big]\nraise RuntimeError("boom at creation")\n')
@@ -198,5 +203,6 @@ def test_app_that_raises_at_creation_is_not_retained(ks_server: Any, tmp_path: P
         collect(5)
         assert len(refs) == 10 and all(r() is None for r in refs), [r() for r in refs]
         assert len(server.manager) == 0 and registry.live() == 0
+        assert sum("failed to load" in m for m in logs.messages("kernelstate")) == 5
     finally:
         hooks.destroyed.remove(destroyed)
