@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import time
 import traceback
 from collections.abc import Sequence
@@ -38,6 +37,7 @@ from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from .._version import __version__
 from ..errors import AppLoadError
+from ..server.handlers import ConfinedStaticHandler
 from ..server.manager import SessionEntry, SessionLimitError
 from ..server.page import render_message
 from ..server.tokens import TokenError
@@ -280,7 +280,7 @@ class AppWebSocketHandler(_RelayWebSocket):
             self.entry = None
 
 
-class StaticHandler(_Extension, JupyterHandler, web.StaticFileHandler):
+class StaticHandler(_Extension, JupyterHandler, ConfinedStaticHandler):
     """Package assets (BokehJS, kernelstate's CSS/JS) for signed-in users; no symlinks out."""
 
     auth_resource = "contents"
@@ -292,13 +292,6 @@ class StaticHandler(_Extension, JupyterHandler, web.StaticFileHandler):
     @web.authenticated
     def get(self, path: str, include_body: bool = True) -> Any:  # type: ignore[override]
         return web.StaticFileHandler.get(self, path, include_body)
-
-    def validate_absolute_path(self, root: str, absolute_path: str) -> str | None:
-        real_root = os.path.realpath(root)
-        real = os.path.realpath(absolute_path)
-        if not real.startswith(real_root + os.sep):
-            raise web.HTTPError(404, "%s is outside the static root", self.path, reason="Not Found")
-        return super().validate_absolute_path(root, absolute_path)
 
 
 class PingHandler(_Extension, APIHandler):
