@@ -163,8 +163,11 @@ class SessionRegistry:
                 break
             del self._records[oldest]
 
-    def live(self) -> int:
-        return len(self._live)
+    def live(self, kind: str | None = None) -> int:
+        """How many sessions are alive, optionally of one ``kind`` ("served", "cell", "kernel")."""
+        with self._lock:
+            sessions = list(self._live.values())
+        return sum(1 for s in sessions if kind is None or s.kind == kind)
 
     def info(self) -> dict[str, Any]:
         with self._lock:

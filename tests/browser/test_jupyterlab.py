@@ -61,9 +61,12 @@ class Jupyter:
 def untrusted_notebook() -> Any:
     """A notebook saved elsewhere with a kernelstate output (unsigned, so Jupyter does not trust it)."""
     import kernelstate as ks
+    from kernelstate.jupyter.comm import kernel_documents
     from kernelstate.jupyter.display import mimebundle
+    from kernelstate.jupyter.wire import MIME_TYPE
 
     data, _ = mimebundle(ks.Column(ks.widgets.IntSlider(name="saved", value=6, end=9), ks.pane.Markdown("saved *snapshot*")))
+    kernel_documents().destroy(data[MIME_TYPE]["doc_id"])  # only the output is kept
     nb = nbformat.v4.new_notebook()
     cell = nbformat.v4.new_code_cell("ks.Column(...)")
     cell.outputs = [nbformat.v4.new_output("execute_result", data=data, execution_count=1)]

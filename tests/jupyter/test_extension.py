@@ -14,6 +14,7 @@ import pytest
 from nbclient import NotebookClient
 
 import kernelstate as ks
+from kernelstate.jupyter.comm import kernel_documents
 from kernelstate.jupyter.display import mimebundle
 from kernelstate.jupyter.wire import MIME_TYPE, MessageAssembler, WireError, close_code, pack_frames, unpack_frames
 from kernelstate.sync import CloseCode, message_frames, protocol
@@ -69,6 +70,7 @@ def test_output_has_a_static_snapshot_and_a_safe_script() -> None:
     reference = data[MIME_TYPE]
     assert reference["bokeh_version"] == bokeh.__version__ and reference["token"] and reference["doc_id"]
     assert data["text/plain"].startswith("Column(")
+    assert kernel_documents().destroy(reference["doc_id"])  # this test process played the kernel
 
 
 def test_nbclient_output_keeps_the_snapshot(tmp_path: Path) -> None:

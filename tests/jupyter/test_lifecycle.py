@@ -20,6 +20,13 @@ import kernelstate as ks
 slider = ks.widgets.IntSlider(name="n", start=0, end=10, value=1)
 slider
 """
+OTHER_APP = """
+import kernelstate as ks
+slider = ks.widgets.IntSlider(name="o", start=0, end=10, value=1)
+echo = ks.pane.Str("other sees 1")
+slider.param.watch(lambda e: setattr(echo, "object", f"other sees {e.new}"), "value")
+ks.Column(slider, echo).servable()
+"""
 LIVE_CONNECTIONS = "[len(d.connections) for d in __import__('kernelstate.jupyter.comm', fromlist=['x']).kernel_documents().documents()]"
 
 
@@ -92,22 +99,28 @@ async def test_kernel_restart_gives_outputs_a_clear_state(user_kernel: Any, rela
 async def test_sigkill_closes_cells_and_app_sessions_within_seconds(
         user_kernel: Any, relay_client: Any, ks_ext: Any, jp_fetch: Any, jp_serverapp: Any, jp_root_dir: Path,
         jp_http_port: int, jp_auth_header: dict[str, str]) -> None:
-    """A kernel killed mid-session: its outputs and app pages are told (KERNEL_DIED) within seconds; the server lives."""
+    """A kernel killed mid-session: its outputs and app pages are told (KERNEL_DIED) within seconds; the server lives,
+    and a session in another kernel keeps working (reliability R12)."""
     (jp_root_dir / "app.py").write_text("import kernelstate as ks\nks.pane.Markdown('app up').servable()\n")
+    (jp_root_dir / "other.py").write_text(OTHER_APP)
     km = jp_serverapp.kernel_manager
     out = doc_output(await user_kernel.run(SLIDER))
-    page = f"http://localhost:{jp_http_port}{jp_serverapp.base_url}kernelstate/apps/app.py"
-    async with relay_client(out) as cell, ProtocolClient(page, headers=jp_auth_header, timeout=60) as app:
-        sessions = json.loads((await jp_fetch("kernelstate", "api", "sessions")).body)
-        app_kernel = sessions[0]["kernel_id"]
-        os.kill(km.get_kernel(user_kernel.kernel_id).provisioner.pid, signal.SIGKILL)
-        os.kill(km.get_kernel(app_kernel).provisioner.pid, signal.SIGKILL)
-        cell_code, cell_reason = await closed_within(cell, 5)
-        app_code, app_reason = await closed_within(app, 5)
+    base = f"http://localhost:{jp_http_port}{jp_serverapp.base_url}kernelstate/apps/"
+    async with ProtocolClient(base + "other.py", headers=jp_auth_header, timeout=60) as other:
+        other_kernels = {s["kernel_id"] for s in json.loads((await jp_fetch("kernelstate", "api", "sessions")).body)}
+        async with relay_client(out) as cell, ProtocolClient(base + "app.py", headers=jp_auth_header, timeout=60) as app:
+            sessions = json.loads((await jp_fetch("kernelstate", "api", "sessions")).body)
+            app_kernel = next(s["kernel_id"] for s in sessions if s["kernel_id"] not in other_kernels)
+            os.kill(km.get_kernel(user_kernel.kernel_id).provisioner.pid, signal.SIGKILL)
+            os.kill(km.get_kernel(app_kernel).provisioner.pid, signal.SIGKILL)
+            cell_code, cell_reason = await closed_within(cell, 5)
+            app_code, app_reason = await closed_within(app, 5)
+        # The session in the other app's kernel is untouched: a change still runs its callback.
+        await other.set(other.find(Slider)[0], "value", 7)
+        await other.wait_for(lambda: "other sees 7" in other.text(), 30)
     assert cell_code == CloseCode.KERNEL_DIED and "re-run the cell" in (cell_reason or "")
     assert app_code == CloseCode.KERNEL_DIED and "reload the page" in (app_reason or "")
     assert (await jp_fetch("api", "status")).code == 200
-    assert json.loads((await jp_fetch("kernelstate", "api", "sessions")).body) == []
     # The user's kernel is the server's to restart (it does, by its own policy); the app's is gone for good.
     deadline = time.monotonic() + 15
     while app_kernel in km:

@@ -89,6 +89,26 @@ def port_is_free(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) != 0
 
 
+def listening_addresses(port: int) -> set[str]:
+    """The local addresses of sockets listening on ``port``, from the kernel's own table (/proc/net/tcp*)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            local, state = line.split()[1], line.split()[3]
+            address, _, hex_port = local.partition(":")
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                if len(address) == 8:
+                    found.add(socket.inet_ntop(socket.AF_INET, bytes.fromhex(address)[::-1]))
+                else:
+                    words = b"".join(bytes.fromhex(address[i:i + 8])[::-1] for i in range(0, 32, 8))
+                    found.add(socket.inet_ntop(socket.AF_INET6, words))
+    return found
+
+
 async def status_of(url: str, **headers: str) -> int:
     response = await AsyncHTTPClient().fetch(HTTPRequest(url, headers=headers, follow_redirects=False), raise_error=False)
     return response.code
@@ -100,6 +120,8 @@ def test_serve_runs_on_the_kernel_loop_and_stop_frees_the_port(kernel: Kernel) -
     assert url.startswith(f"http://localhost:{port}/ks-"), url
     listing = "\n".join(kernel.run("%serve --list"))
     assert str(port) in listing and "kernel loop" in listing
+    if Path("/proc/net/tcp").exists():  # reliability R15: loopback only, never a wildcard address
+        assert listening_addresses(port) == {"127.0.0.1"}, listening_addresses(port)
 
     async def visit() -> None:
         async with ProtocolClient(url) as tab:

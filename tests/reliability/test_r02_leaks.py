@@ -153,7 +153,7 @@ def leak_run(ks_server: Any, tmp_path: Path, figures: Any, cycles: int) -> None:
         assert len(probe.refs) >= 20 * 2 and {n for n, _ in probe.refs} >= {"Session", "Document", "Marker", "PeriodicCallback", "Task"}
         assert not alive, f"still alive after 50 GC rounds: {alive}"
         assert growth_last_half <= 10.0, f"RSS grew {growth_last_half:.1f} MB over the last half: {rss}"
-        assert registry.live() == 0 and len(server.manager) == 0
+        assert registry.live(kind="served") == 0 and len(server.manager) == 0
         assert abs(threading.active_count() - threads0) <= 2
         assert tasks1 <= tasks0
         assert len(sys.modules) == modules0, "an app module or import leaked into sys.modules"
@@ -202,7 +202,7 @@ def test_app_that_raises_at_creation_is_not_retained(ks_server: Any, tmp_path: P
         run(main)
         collect(5)
         assert len(refs) == 10 and all(r() is None for r in refs), [r() for r in refs]
-        assert len(server.manager) == 0 and registry.live() == 0
+        assert len(server.manager) == 0 and registry.live(kind="served") == 0
         assert sum("failed to load" in m for m in logs.messages("kernelstate")) == 5
     finally:
         hooks.destroyed.remove(destroyed)

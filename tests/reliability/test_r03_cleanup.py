@@ -136,7 +136,7 @@ def test_destroy_stops_everything_and_runs_hooks_once(ks_server: Any, logs: LogR
     check_clean(journal, sids, logs)
     assert all(journal.count(s, "thread-finished") == 1 for s in sids), "the threaded job should finish quietly"
     figures("sessions; quiet window after destroy", f"{len(sids)}; {time.monotonic() - destroyed:.1f} s, 0 ticks")
-    assert len(server.manager) == 0 and registry.live() == 0
+    assert len(server.manager) == 0 and registry.live(kind="served") == 0
 
 
 def test_server_stop_runs_each_hook_once(ks_server: Any, logs: LogRecorder) -> None:
