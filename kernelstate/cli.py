@@ -43,7 +43,7 @@ def _serve(ns: argparse.Namespace) -> int:
     from .errors import AppLoadError, ConfigError
     from .loading import discover
     from .server.options import ServeOptions
-    from .server.server import Server
+    from .server.server import Server, preload
 
     logging.basicConfig(level=getattr(logging, ns.log_level.upper()),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -56,11 +56,14 @@ def _serve(ns: argparse.Namespace) -> int:
 
     async def run() -> None:
         loop = asyncio.get_running_loop()
-        server.start()
-        # A dedicated server process: move everything loaded at startup out of the
-        # cyclic GC's reach, so full collections (seen as callback jitter) stay short.
+        # A dedicated server process: load what the first session needs, then move
+        # everything loaded at startup out of the cyclic GC's reach, so full
+        # collections (seen as callback jitter) stay short. All before the port opens.
+        preload()
         gc.collect()
         gc.freeze()
+        server.start()
+        await server.ready()
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
                 loop.add_signal_handler(sig, server.stop)

@@ -42,6 +42,7 @@ from .tokens import Signer
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 RELOAD_CODE = 4100
+SWEEP_COLLECT_DELAY_S = 0.25  # after a sweep destroyed sessions, collect their cycles this much later
 
 
 class Server:
@@ -62,6 +63,7 @@ class Server:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.thread: threading.Thread | None = None
         self.warm_task: asyncio.Task[None] | None = None
+        self._collect_pending = False
         self._http: HTTPServer | None = None
         self._cleanup: PeriodicCallback | None = None
         self._stopped = asyncio.Event()
@@ -201,13 +203,42 @@ class Server:
                                                      handler.request.uri, 1000.0 * handler.request.request_time())
 
     def start(self) -> None:
-        """Bind and start serving on the running loop (call from inside it)."""
+        """Start serving on the running loop (call from inside it).
+
+        Without ``--warm`` the port is bound before this returns. With it, every
+        app runs once first and the port is bound only then, so nobody connects
+        to a server that is still warming; ``await ready()`` waits for that.
+        """
         if self.started:
             return
         self.loop = asyncio.get_running_loop()
         self._stopped = asyncio.Event()
         if self.options.num_threads is not None:
             thread_pool.resize(self.options.num_threads)
+        preload()
+        self._http = HTTPServer(self._application(), xheaders=False)
+        self._cleanup = PeriodicCallback(self._sweep, self.options.check_unused_sessions_ms)
+        self._cleanup.start()
+        self.started = True
+        try:
+            if self.options.setup:
+                self._run_setup(self.options.setup)
+            if self.options.warm:
+                self.warm_task = self.loop.create_task(self._warm_then_listen())
+                self.warm_task.add_done_callback(self._warm_done)
+            else:
+                self._listen()
+        except BaseException:
+            self._teardown()
+            raise
+        if self.options.autoreload:
+            self._watch_task = self.loop.create_task(self._watch())
+        if self.options.show:
+            self.loop.create_task(self._show())
+
+    def _listen(self) -> None:
+        """Bind the port (or unix socket) and accept connections."""
+        assert self._http is not None
         if self.options.unix_socket:
             sockets = [bind_unix_socket(self.options.unix_socket, mode=0o600)]
             self.port = 0
@@ -215,35 +246,44 @@ class Server:
             sockets = bind_sockets(self.options.port, self.options.address, family=socket.AF_INET
                                    if ":" not in self.options.address else socket.AF_UNSPEC)
             self.port = sockets[0].getsockname()[1]
-        self._http = HTTPServer(self._application(), xheaders=False)
-        _preload()
-        self._cleanup = PeriodicCallback(self._sweep, self.options.check_unused_sessions_ms)
-        self._cleanup.start()
-        self.started = True
-        if self.options.setup:
-            self._run_setup(self.options.setup)
-        if self.options.warm:
-            # The port is bound (its URL is known) but connections wait in the backlog
-            # until warming is done, so the first visitor gets a warm server.
-            self.warm_task = self.loop.create_task(self._warm_then_listen(sockets))
-        else:
-            self._http.add_sockets(sockets)
-        if self.options.autoreload:
-            self._watch_task = self.loop.create_task(self._watch())
-        if self.options.show:
-            webbrowser.open(self.app_urls()[0][1])
+        self._http.add_sockets(sockets)
 
-    async def _warm_then_listen(self, sockets: list[socket.socket]) -> None:
-        try:
-            await self.warm()
-        finally:
-            if self.started and self._http is not None:
-                self._http.add_sockets(sockets)
+    async def _warm_then_listen(self) -> None:
+        await self.warm()
+        if self.started:
+            self._listen()
+
+    def _warm_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            log.error("cannot listen on %s:%s after warming: %s", self.options.address, self.options.port, exc)
+            self._teardown()
+
+    async def ready(self) -> None:
+        """Return once the server accepts connections (at once unless it is still warming).
+
+        Raises what binding raised (``OSError`` when the port is taken).
+        """
+        if self.warm_task is not None:
+            await asyncio.shield(self.warm_task)
+
+    async def _show(self) -> None:
+        await self.ready()
+        webbrowser.open(self.app_urls()[0][1])
 
     def _sweep(self) -> None:
-        """Expire unused sessions; collect their reference cycles at once rather than at a random later pause."""
-        if self.manager.cleanup():
-            gc.collect()
+        """Expire unused sessions, then collect their reference cycles soon rather than at a random later pause.
+
+        The collection waits a moment: a destroyed session's cancelled tasks and
+        closing sockets hold parts of it until the loop has run their callbacks.
+        """
+        if self.manager.cleanup() and self.loop is not None and not self._collect_pending:
+            self._collect_pending = True
+            self.loop.call_later(SWEEP_COLLECT_DELAY_S, self._collect)
+
+    def _collect(self) -> None:
+        self._collect_pending = False
+        gc.collect()
 
     def _run_setup(self, path: str) -> None:
         source = Path(path).read_text(encoding="utf-8")
@@ -260,7 +300,7 @@ class Server:
         for i, app in enumerate(self.apps, 1):
             log.info("warming %d/%d: %s", i, total, app.route)
             path = self.options.prefix + (app.route if app.route != "/" else "/")
-            request = HTTPServerRequest(method="GET", uri=path, headers=HTTPHeaders({"Host": f"127.0.0.1:{self.port}"}))
+            request = HTTPServerRequest(method="GET", uri=path, headers=HTTPHeaders({"Host": "127.0.0.1"}))
             try:
                 before = {e.id for e in self.manager.entries()}
                 await self.page_for(app, request)
@@ -288,6 +328,7 @@ class Server:
 
     async def serve_until_stopped(self) -> None:
         self.start()
+        await self.ready()
         await self._stopped.wait()
 
     def _teardown(self) -> None:
@@ -333,7 +374,7 @@ class Server:
 _preloaded: list[bool] = []
 
 
-def _preload() -> None:
+def preload() -> None:
     """Pay once, at startup, for what the first session would otherwise pay for.
 
     Bokeh's ``bokeh.io`` (pulled in lazily by ``Document.add_root``), the
@@ -381,6 +422,7 @@ def serve(obj: Any, port: int = 0, address: str = "127.0.0.1", show: bool = Fals
             async def main() -> None:
                 try:
                     server.start()
+                    await server.ready()
                 except BaseException as exc:
                     errors.append(exc)
                     return
@@ -391,7 +433,7 @@ def serve(obj: Any, port: int = 0, address: str = "127.0.0.1", show: bool = Fals
 
         server.thread = threading.Thread(target=run, name=f"kernelstate-server-{port}", daemon=True)
         server.thread.start()
-        ready.wait(30)
+        ready.wait()
         if errors:
             raise errors[0]
         _running_servers.add(server)
