@@ -152,7 +152,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     a("--log-level", default="info", choices=["debug", "info", "warning", "error", "critical"], help="logging level (default info)")
     a("--reuse-sessions", nargs="?", const=True, default=None, choices=[True, "verify", "true"], help="serve the rendered page from a cache keyed by session_key_func (default: the app path); 'verify' also renders fresh and reports differences")
     a("--reuse-sessions-max-keys", type=int, default=d.reuse_sessions_max_keys, metavar="N", help="bound of the reuse cache (LRU, default 32)")
-    a("--warm", action="store_true", help="run every app once at startup (and cache its page with --reuse-sessions)")
+    a("--warm", action="store_true", help="run every app once at startup, before the port opens (and cache its page with --reuse-sessions)")
     a("--global-loading-spinner", action="store_true", help="show a loading overlay until the session's page has rendered")
     a("--max-sessions", type=int, default=None, metavar="N", help="refuse new sessions beyond N with 503 (default: no limit)")
     a("--websocket-max-message-size", type=int, default=d.websocket_max_message_size, metavar="BYTES", help="largest WebSocket message accepted (default 20 MiB)")
