@@ -9,9 +9,8 @@ Two measurements belong here:
     waits for a kernel to start. :func:`app_in_kernel` does this.
 (b) **cell display**: start a kernel through Jupyter's REST API, execute a cell
     that displays a component, take the relay URL and token from the
-    ``display_data`` output and drive that Document over the relay.
-    :func:`cell_display` is the place for it; it reports itself as not
-    measured yet.
+    ``display_data`` output and drive that Document over the relay
+    (:func:`cell_display`).
 
 :func:`unavailable` says why the scenario cannot run here (None when it can);
 the runner prints that reason and records it instead of numbers.
@@ -146,18 +145,109 @@ async def app_in_kernel(srv: ServerProcess, sizes: Sizes, pool_refill_s: float =
     return out
 
 
-async def cell_display(srv: ServerProcess, sizes: Sizes) -> dict[str, Any]:
-    """Cell display -> live Document over the relay (not measured yet).
+CELL_CODE = """
+import kernelstate as ks
+_slider = ks.widgets.IntSlider(name="n", start=0, end=1_000_000, value=1)
+_echo = ks.pane.Str("value=1;")
+_slider.param.watch(lambda e: setattr(_echo, "object", f"value={e.new};"), "value")
+ks.Column(_slider, _echo)
+"""
+MIME_TYPE = "application/vnd.kernelstate.doc+json"
 
-    The steps, once the kernel side's display output is settled:
-    ``POST /api/kernels`` (token auth), connect to ``/api/kernels/<id>/channels``,
-    send an ``execute_request`` whose code displays
-    ``ks.Column(ks.widgets.IntSlider(...), ks.pane.Str(...))``, read the
-    ``display_data`` bundle, take the relay path and Bokeh token from it, and
-    time ``BokehClient.connect`` + PULL-DOC + a slider round trip as in
-    :func:`app_in_kernel`; finally ``DELETE /api/kernels/<id>``.
+
+def _rest(port: int, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One call to Jupyter's REST API with the bench token (blocking; run it in a thread)."""
+    import json
+    import urllib.request
+
+    request = urllib.request.Request(f"http://{HOST}:{port}{path}", method=method,
+                                     data=None if body is None else json.dumps(body).encode(),
+                                     headers={"Authorization": f"token {TOKEN}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=120) as response:
+        raw = response.read()
+    return json.loads(raw) if raw else {}
+
+
+async def _execute(channels: Any, code: str, want_doc: bool = True) -> dict[str, Any]:
+    """Run ``code`` over the kernel's channels WebSocket; the kernelstate document reference it displayed."""
+    import json
+    import uuid
+
+    msg_id = uuid.uuid4().hex
+    await channels.send(json.dumps({
+        "channel": "shell", "buffers": [], "parent_header": {}, "metadata": {},
+        "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": "bench", "session": "bench",
+                   "version": "5.3", "date": ""},
+        "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {},
+                    "allow_stdin": False, "stop_on_error": True},
+    }))
+    reference: dict[str, Any] | None = None
+    while True:
+        raw = await asyncio.wait_for(channels.recv(), 60)
+        if isinstance(raw, bytes):
+            continue
+        msg = json.loads(raw)
+        if msg.get("parent_header", {}).get("msg_id") != msg_id:
+            continue
+        kind = msg["header"]["msg_type"]
+        if kind in ("display_data", "execute_result") and MIME_TYPE in msg["content"].get("data", {}):
+            reference = msg["content"]["data"][MIME_TYPE]
+        elif kind == "error":
+            raise RuntimeError(f"the cell raised {msg['content'].get('ename')}: {msg['content'].get('evalue')}")
+        elif kind == "status" and msg["content"].get("execution_state") == "idle":
+            if reference is None and want_doc:
+                raise RuntimeError("the cell displayed no kernelstate document")
+            return reference or {}
+
+
+async def cell_display(srv: ServerProcess, sizes: Sizes) -> dict[str, Any]:
+    """Cell display -> live Document over the relay, in a user's kernel started through the REST API.
+
+    Per cell: ``execute_request`` of a cell that displays an IntSlider and a Str
+    pane -> the ``display_data`` with the document reference -> the relay
+    WebSocket (``kernelstate/kernels/<id>/docs/<doc>/<view>/ws``), ACK,
+    PULL-DOC -> five slider round trips. The kernel's start is timed apart.
     """
-    return {"skipped": "cell display over the relay is not measured yet (see harness/jupyter.py)"}
+    from websockets.asyncio.client import connect
+
+    cells = 3 if sizes.setup_n1 < 20 else 10
+    errors: list[str] = []
+    display: list[float] = []
+    live: list[float] = []
+    rtts: list[float] = []
+    t0 = perf_counter()
+    kernel = await asyncio.to_thread(_rest, srv.port, "POST", "/api/kernels", {"name": "python3"})
+    kernel_id = kernel["id"]
+    try:
+        uri = f"ws://{HOST}:{srv.port}/api/kernels/{kernel_id}/channels?token={TOKEN}"
+        async with connect(uri, max_size=None, open_timeout=60) as channels:
+            await _execute(channels, "import kernelstate", want_doc=False)  # the kernel is up and kernelstate imported
+            kernel_ready = perf_counter() - t0
+            for i in range(cells):
+                try:
+                    c0 = perf_counter()
+                    ref = await _execute(channels, CELL_CODE)
+                    c1 = perf_counter()
+                    path = f"/kernelstate/kernels/{kernel_id}/docs/{ref['doc_id']}/v{i}/ws"
+                    client = BokehClient(srv.port, path, ws_path=f"{path}?token={TOKEN}")
+                    try:
+                        await client.connect(ref["token"])
+                        await client.pull()
+                        c2 = perf_counter()
+                        for k in range(5):
+                            rtts.append(await client.set_slider(1000 * (i + 1) + k))
+                    finally:
+                        await client.close()
+                    display.append(c1 - c0)
+                    live.append(c2 - c0)
+                except Exception as exc:  # noqa: BLE001 - recorded in the results
+                    errors.append(f"cell {i}: {type(exc).__name__}: {exc}"[:300])
+                    break
+    finally:
+        await asyncio.to_thread(_rest, srv.port, "DELETE", f"/api/kernels/{kernel_id}")
+    return {"kernel_ready_ms": round(1000 * kernel_ready, 1), "cells": len(live),
+            "display_ms": summarize(display), "live_ms": summarize(live), "slider_rtt_ms": summarize(rtts),
+            "errors": len(errors), "error_samples": errors}
 
 
 async def run(srv: ServerProcess, sizes: Sizes) -> dict[str, Any]:

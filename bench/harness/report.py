@@ -264,6 +264,13 @@ _JUPYTER_ROWS = [
     ("slider round trip over the relay p50 / p95 ms", "app_in_kernel.slider_rtt_ms.p50",
      "app_in_kernel.slider_rtt_ms.p95"),
     ("errors", "app_in_kernel.errors", None),
+    ("cell: user kernel started (REST) and kernelstate imported ms", "cell_display.kernel_ready_ms", None),
+    ("cell: execute → display output p50 / max ms", "cell_display.display_ms.p50", "cell_display.display_ms.max"),
+    ("cell: execute → live Document (relay ACK + PULL-DOC) p50 / max ms", "cell_display.live_ms.p50",
+     "cell_display.live_ms.max"),
+    ("cell: slider round trip over the relay p50 / p95 ms", "cell_display.slider_rtt_ms.p50",
+     "cell_display.slider_rtt_ms.p95"),
+    ("cell: errors", "cell_display.errors", None),
 ]
 
 
@@ -282,7 +289,8 @@ def _jupyter_section(results: dict[str, Any]) -> list[str]:
             out.append(f"| {label} | {text} |")
         for run in runs:
             result = run["result"]
-            errors = result.get("error") or lookup(result, "app_in_kernel.error_samples")
+            errors = (result.get("error") or lookup(result, "app_in_kernel.error_samples")
+                      or lookup(result, "cell_display.error_samples"))
             if errors:
                 out.append(f"\nErrors: `{str(errors)[:300]}`")
             note = lookup(result, "cell_display.skipped")
