@@ -192,6 +192,7 @@ def test_concurrent_sessions_never_see_each_others_values(ks_serve_process: Any,
 
 
 @pytest.mark.soak
+@pytest.mark.timeout(1800)
 def test_concurrent_sessions_soak(ks_serve_process: Any, tmp_path: Path, figures: Any) -> None:
     """Soak: 200 sessions for 120 s."""
     isolation_run(ks_serve_process, tmp_path, figures, sessions=200, duration_s=120)

@@ -168,6 +168,7 @@ def test_create_destroy_cycles_leak_nothing(ks_server: Any, tmp_path: Path, figu
 
 
 @pytest.mark.soak
+@pytest.mark.timeout(1800)
 def test_create_destroy_cycles_soak(ks_server: Any, tmp_path: Path, figures: Any) -> None:
     """Soak: 1,000 lifecycles."""
     leak_run(ks_server, tmp_path, figures, cycles=1000)

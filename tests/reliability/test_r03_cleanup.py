@@ -254,6 +254,7 @@ def test_process_tasks_scheduled_from_a_session_do_not_keep_it(ks_server: Any, f
 
 
 @pytest.mark.soak
+@pytest.mark.timeout(1800)
 def test_destroy_cleanup_soak(ks_server: Any, logs: LogRecorder) -> None:
     """Soak: 100 sessions expiring together; then 10 s without a single tick."""
     journal = Journal()
