@@ -30,7 +30,6 @@ import builtins
 import inspect
 import logging
 import re
-import threading
 import types
 import webbrowser
 from collections.abc import Mapping
@@ -174,7 +173,7 @@ def start(obj: Any, *, label: str, port: int = 0, threaded: bool = False,
         except RuntimeError:
             threaded = True
     if threaded:
-        _start_threaded(server)
+        server.start_in_thread("kernelstate-serve", START_TIMEOUT_S)
     else:
         server.start()
     proxied = location is not None and location.proxied
@@ -196,31 +195,6 @@ def links_for(server: Server, location: JupyterLocation | None) -> list[tuple[st
     assert server.port is not None
     return [(app.title, location.proxy_url(server.port, server.options.prefix + app.route))
             for app in server.apps]
-
-
-def _start_threaded(server: Server) -> None:
-    ready = threading.Event()
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        async def main() -> None:
-            try:
-                server.start()
-            except BaseException as exc:
-                errors.append(exc)
-                return
-            finally:
-                ready.set()
-            await server.serve_until_stopped()
-
-        asyncio.run(main())
-
-    server.thread = threading.Thread(target=run, name="kernelstate-serve", daemon=True)
-    server.thread.start()
-    if not ready.wait(START_TIMEOUT_S):
-        raise TimeoutError(f"the kernelstate server thread did not start within {START_TIMEOUT_S:.0f} s")
-    if errors:
-        raise errors[0]
 
 
 def _stop_at_exit() -> None:

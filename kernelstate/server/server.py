@@ -331,6 +331,34 @@ class Server:
         await self.ready()
         await self._stopped.wait()
 
+    def start_in_thread(self, name: str | None = None, timeout: float | None = None) -> None:
+        """Serve on an event loop of its own in a daemon thread; return once it accepts connections.
+
+        Raises what starting raised (``OSError`` when the port is taken), or
+        ``TimeoutError`` when ``timeout`` seconds pass first.
+        """
+        ready = threading.Event()
+        errors: list[BaseException] = []
+
+        async def main() -> None:
+            try:
+                self.start()
+                await self.ready()
+            except BaseException as exc:
+                errors.append(exc)
+                return
+            finally:
+                ready.set()
+            await self._stopped.wait()
+
+        self.thread = threading.Thread(target=asyncio.run, args=(main(),),
+                                       name=name or f"kernelstate-server-{self.options.port}", daemon=True)
+        self.thread.start()
+        if not ready.wait(timeout):
+            raise TimeoutError(f"the kernelstate server thread did not start within {timeout:.0f} s")
+        if errors:
+            raise errors[0]
+
     def _teardown(self) -> None:
         if not self.started:
             return
@@ -415,27 +443,7 @@ def serve(obj: Any, port: int = 0, address: str = "127.0.0.1", show: bool = Fals
     if not start:
         return server
     if threaded:
-        ready = threading.Event()
-        errors: list[BaseException] = []
-
-        def run() -> None:
-            async def main() -> None:
-                try:
-                    server.start()
-                    await server.ready()
-                except BaseException as exc:
-                    errors.append(exc)
-                    return
-                finally:
-                    ready.set()
-                await server._stopped.wait()
-            asyncio.run(main())
-
-        server.thread = threading.Thread(target=run, name=f"kernelstate-server-{port}", daemon=True)
-        server.thread.start()
-        ready.wait()
-        if errors:
-            raise errors[0]
+        server.start_in_thread()
         _running_servers.add(server)
         return server
     try:

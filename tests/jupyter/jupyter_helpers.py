@@ -6,10 +6,10 @@ import asyncio
 import json
 from typing import Any
 
-from traitlets.config import Config
 
 from kernelstate.jupyter.relay import own_session
 from kernelstate.jupyter.wire import MIME_TYPE
+from kernelstate.testing.jupyter import server_config  # noqa: F401  (re-exported for the tests here)
 
 
 class KernelDriver:
@@ -87,12 +87,3 @@ def doc_output(outputs: list[dict[str, Any]]) -> dict[str, Any]:
         if MIME_TYPE in data:
             return dict(data[MIME_TYPE])
     raise AssertionError(f"no {MIME_TYPE} output in {[m['msg_type'] for m in outputs]}")
-
-
-def server_config(serverapp: dict[str, Any] | None = None, **kernelstate: Any) -> Config:
-    """Server config loading the extension (empty pool, fast kernel watch) plus ``ServerApp``/``KernelstateApp`` traits."""
-    return Config({
-        "ServerApp": {"jpserver_extensions": {"kernelstate.jupyter": True, "jupyter_server_terminals": False},
-                      **(serverapp or {})},
-        "KernelstateApp": {"kernel_pool_size": 0, "kernel_poll_interval_ms": 200, **kernelstate},
-    })

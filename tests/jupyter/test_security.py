@@ -13,6 +13,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.websocket import websocket_connect
 
 from kernelstate.testing.client import ProtocolClient
+from kernelstate.testing.jupyter import login_cookie
 
 APP = "import kernelstate as ks\nks.pane.Markdown('secure app').servable()\n"
 HTTP_ENDPOINTS = ["kernelstate/", "kernelstate/apps/", "kernelstate/apps/app.py", "kernelstate/static/js/bokeh.min.js",
@@ -58,11 +59,7 @@ class Server:
 
     async def login_cookie(self) -> str:
         """The login cookie Jupyter sets for a token-authenticated request."""
-        response = await AsyncHTTPClient().fetch(HTTPRequest(self.base + "api/status",
-                                                             headers={"Authorization": f"token {self.token}"}))
-        cookies = [c.split(";")[0] for c in response.headers.get_list("Set-Cookie") if c.startswith("username-")]
-        assert cookies, response.headers
-        return cookies[0]
+        return await login_cookie(self.base, self.token)
 
 
 @pytest.fixture

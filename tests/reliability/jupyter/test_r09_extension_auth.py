@@ -20,8 +20,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.websocket import WebSocketHandler, websocket_connect
 
 from kernelstate.testing import ProtocolClient
-
-from .conftest import server_config
+from kernelstate.testing.jupyter import login_cookie, server_config
 
 APP = "import kernelstate as ks\nks.pane.Markdown('matrix app').servable()\n"
 FAKE_KERNEL = "00000000-0000-0000-0000-000000000000"
@@ -87,11 +86,8 @@ class Client:
             return exc.code
 
     async def login_cookie(self) -> str:
-        response = await AsyncHTTPClient().fetch(HTTPRequest(self.base + "api/status",
-                                                             headers={"Authorization": f"token {self.token}"}))
-        cookies = [c.split(";")[0] for c in response.headers.get_list("Set-Cookie") if c.startswith("username-")]
-        assert cookies, response.headers
-        return cookies[0]
+        """The login cookie Jupyter sets for a token-authenticated request."""
+        return await login_cookie(self.base, self.token)
 
 
 @pytest.fixture
