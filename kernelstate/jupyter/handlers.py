@@ -23,7 +23,6 @@ import json
 import logging
 import time
 import traceback
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -33,15 +32,15 @@ from jupyter_server.base.handlers import APIHandler, JupyterHandler
 from jupyter_server.base.websocket import WebSocketMixin
 from jupyter_server.extension.handler import ExtensionHandlerMixin
 from tornado import web
-from tornado.websocket import WebSocketClosedError, WebSocketHandler
+from tornado.websocket import WebSocketHandler
 
 from .._version import __version__
 from ..errors import AppLoadError
-from ..server.handlers import ConfinedStaticHandler
+from ..server.handlers import ConfinedStaticHandler, FrameWriter
 from ..server.manager import SessionEntry, SessionLimitError
 from ..server.page import render_message
 from ..server.tokens import TokenError
-from ..sync import CloseCode, Fragment
+from ..sync import CloseCode
 from .apps import AppPathError, KernelApp, app_request_info, list_apps, notebook_kernel_name, resolve_app_path
 from .relay import AppKernelError, KernelGoneError, RelayedConnection
 
@@ -121,11 +120,10 @@ class AppPageHandler(_Extension, JupyterHandler):
         self.finish(html)
 
 
-class _RelayWebSocket(_Extension, WebSocketMixin, WebSocketHandler, JupyterHandler):
+class _RelayWebSocket(_Extension, FrameWriter, WebSocketMixin, WebSocketHandler, JupyterHandler):
     """Shared by the app and cell WebSockets: auth before the upgrade, Connection protocol after."""
 
     auth_resource = "kernels"
-    _closed = False
 
     def set_default_headers(self) -> None:
         """No page headers (CSP etc.) on a WebSocket upgrade."""
@@ -156,26 +154,7 @@ class _RelayWebSocket(_Extension, WebSocketMixin, WebSocketHandler, JupyterHandl
     async def open(self, *args: Any, **kwargs: Any) -> None:
         WebSocketMixin.open(self)  # type: ignore[no-untyped-call]  # keep-alive pings
         self.set_nodelay(True)
-
-    # -- kernelstate Connection protocol ------------------------------------------------
-    def send_frames(self, frames: Sequence[Fragment]) -> None:
-        if self._closed or self.ws_connection is None:
-            return
-        try:
-            for frame in frames:
-                self.write_message(frame, binary=isinstance(frame, bytes)).add_done_callback(_closed_is_fine)
-        except WebSocketClosedError:
-            self._closed = True
-
-    def close(self, code: int | None = None, reason: str | None = None) -> None:
-        self._closed = True
-        super().close(code, reason)
-
-
-def _closed_is_fine(future: asyncio.Future[None]) -> None:
-    # A write that fails because the browser went away needs no report.
-    if not future.cancelled():
-        future.exception()
+        self.cap_write_buffer()
 
 
 class CellWebSocketHandler(_RelayWebSocket):

@@ -22,7 +22,7 @@ from ..session import RequestInfo
 from ..sync import CloseCode, Fragment
 from .manager import SessionEntry, SessionLimitError
 from .origins import origin_allowed
-from .page import TOKEN_PLACEHOLDER, render_message
+from .page import render_message
 from .tokens import TokenError
 
 if TYPE_CHECKING:
@@ -98,7 +98,49 @@ class DocHandler(_Base):
         self.finish(html)
 
 
-class DocWebSocketHandler(WebSocketHandler):
+class FrameWriter:
+    """The Connection side of a Bokeh-protocol WebSocket handler: write frames, close once, drop non-readers.
+
+    Mixed into a :class:`~tornado.websocket.WebSocketHandler` (before it) by the
+    standalone server and by the Jupyter extension's relay sockets.
+    """
+
+    session_id: str | None = None
+    _closed = False
+
+    def cap_write_buffer(self: Any) -> None:
+        """Without a cap, a tab that asks for replies and never reads them grows the write buffer without bound."""
+        assert self.ws_connection is not None
+        self.ws_connection.stream.max_write_buffer_size = write_buffer_limit(self.max_message_size)
+
+    def send_frames(self: Any, frames: Sequence[Fragment]) -> None:
+        if self._closed or self.ws_connection is None:
+            return
+        try:
+            for frame in frames:
+                self.write_message(frame, binary=isinstance(frame, bytes)).add_done_callback(_closed_is_fine)
+        except WebSocketClosedError:
+            self._closed = True
+        except StreamBufferFullError:
+            # A close frame would queue behind what the tab is not reading: drop the connection.
+            log.warning("dropping a WebSocket whose client is not reading (%d bytes queued) (session=%s)",
+                        self.ws_connection.stream.max_write_buffer_size or 0, self.session_id)
+            self._closed = True
+            self.ws_connection.stream.close()
+
+    def close(self: Any, code: int | None = None, reason: str | None = None) -> None:
+        self._closed = True
+        super().close(code, reason)  # type: ignore[misc]
+
+
+def _closed_is_fine(future: Any) -> None:
+    # A write that fails because the tab went away (with writes still queued) needs no report;
+    # unretrieved, it would be logged as "Task exception was never retrieved".
+    if not future.cancelled():
+        future.exception()
+
+
+class DocWebSocketHandler(FrameWriter, WebSocketHandler):
     """One browser tab's Bokeh protocol connection to its session."""
 
     def initialize(self, server: Server, app: AppSpec, **kwargs: Any) -> None:
@@ -107,7 +149,6 @@ class DocWebSocketHandler(WebSocketHandler):
         self.entry: SessionEntry | None = None
         self.session_id: str | None = None
         self.token_expired = False
-        self._closed = False
 
     # -- before the upgrade: origin and token, refused with 403 ----------------------
     def check_origin(self, origin: str) -> bool:
@@ -136,11 +177,7 @@ class DocWebSocketHandler(WebSocketHandler):
     # -- after the upgrade ----------------------------------------------------------
     async def open(self, *args: Any, **kwargs: Any) -> None:
         self.set_nodelay(True)
-        # Without a cap, a tab that asks for replies and never reads them grows the
-        # server's write buffer without bound.
-        assert self.ws_connection is not None
-        self.ws_connection.stream.max_write_buffer_size = write_buffer_limit(
-            self.server.options.websocket_max_message_size)
+        self.cap_write_buffer()
         sid = self.session_id
         assert sid is not None
         entry = self.server.manager.get(sid)
@@ -179,33 +216,6 @@ class DocWebSocketHandler(WebSocketHandler):
             self.entry.host.detach(self)
             self.server.manager.disconnected(self.entry)
             self.entry = None
-
-    # -- Connection protocol ------------------------------------------------------------
-    def send_frames(self, frames: Sequence[Fragment]) -> None:
-        if self._closed or self.ws_connection is None:
-            return
-        try:
-            for frame in frames:
-                self.write_message(frame, binary=isinstance(frame, bytes)).add_done_callback(_closed_is_fine)
-        except WebSocketClosedError:
-            self._closed = True
-        except StreamBufferFullError:
-            # A close frame would queue behind what the tab is not reading: drop the connection.
-            log.warning("dropping a WebSocket whose client is not reading (%d bytes queued) (session=%s)",
-                        self.ws_connection.stream.max_write_buffer_size or 0, self.session_id)
-            self._closed = True
-            self.ws_connection.stream.close()
-
-    def close(self, code: int | None = None, reason: str | None = None) -> None:
-        self._closed = True
-        super().close(code, reason)
-
-
-def _closed_is_fine(future: Any) -> None:
-    # A write that fails because the tab went away (with writes still queued) needs no report;
-    # unretrieved, it would be logged as "Task exception was never retrieved".
-    if not future.cancelled():
-        future.exception()
 
 
 class IndexHandler(_Base):
