@@ -45,6 +45,14 @@ class DocumentHost(Protocol):
     @property
     def request_reads(self) -> set[tuple[str, str | None]]: ...
 
+    @property
+    def session_key_func(self) -> Any:
+        """A reuse key function the app set for its own session (None: the host's default applies)."""
+
+    @property
+    def owner(self) -> str | None:
+        """The signed-in user the session was created for (None where there is no login)."""
+
 
 class InProcessHost:
     """A Session whose Document lives in this process, served by a DocumentEndpoint."""
@@ -98,3 +106,7 @@ class InProcessHost:
     def session_key_func(self) -> Any:
         """A ``session_key_func`` the app set for its own session, if any."""
         return self.session.config_overrides.get("session_key_func")
+
+    @property
+    def owner(self) -> str | None:
+        return self.session.request.user

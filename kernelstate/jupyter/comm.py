@@ -40,7 +40,7 @@ from typing import Any
 from ..context import activate
 from ..errors import AppLoadError
 from ..loading import FileApp
-from ..server.tokens import Signer
+from ..web.tokens import Signer
 from ..session import RequestInfo, Session, hooks, registry
 from ..sync import CloseCode, DocumentEndpoint, Fragment
 from .wire import APP_KERNEL_ENV, TARGET, WireError, close_data, pack_frames, unpack_frames

@@ -3,7 +3,7 @@
 Enabled by ``jupyter_config/jupyter_server_config.d/kernelstate.json`` (installed
 into ``etc/jupyter`` with the package). In the server process it runs:
 
-- a :class:`~kernelstate.server.manager.SessionManager` for apps served at
+- a :class:`~kernelstate.web.manager.SessionManager` for apps served at
   ``{base_url}kernelstate/apps/<path>``, whose sessions are
   :class:`~kernelstate.jupyter.relay.KernelHost` s (a kernel per session, from
   a :class:`~kernelstate.jupyter.pool.KernelPool`);
@@ -23,16 +23,16 @@ from typing import Any
 
 from bokeh.util.paths import bokehjs_path
 from jupyter_server.extension.application import ExtensionApp
-from tornado.httputil import HTTPServerRequest
 from tornado.ioloop import PeriodicCallback
-from traitlets import Bool, Float, Integer, Unicode
+from traitlets import Bool, Callable, Float, Integer, Unicode
 
 from ..errors import AppLoadError
-from ..reuse import CachedPage, ReuseCache
-from ..server.manager import SessionManager
-from ..server.page import TOKEN_PLACEHOLDER, PageOptions, render_page
-from ..server.tokens import Signer
+from ..reuse import ReuseCache
 from ..session import RequestInfo
+from ..web.manager import SessionManager
+from ..web.page import PageOptions
+from ..web.pages import PageService, ReuseMode
+from ..web.tokens import Signer
 from ..sync import CloseCode
 from .apps import KernelApp
 from .handlers import (AppPageHandler, AppWebSocketHandler, CellWebSocketHandler, IndexHandler, PingHandler,
@@ -67,6 +67,13 @@ class KernelstateApp(ExtensionApp):
         "Cache each app's first rendered page and answer later requests with it at once; the "
         "new session's app code then runs when its WebSocket connects (like `kernelstate serve "
         "--reuse-sessions`). The page is not cached if the app read request values.")).tag(config=True)
+    reuse_sessions_verify = Bool(False, help=(
+        "With reuse_sessions: also render a fresh session for every cached page and log any "
+        "difference from the cached one (a check for development; it costs a kernel per hit).")).tag(config=True)
+    session_key_func = Callable(None, allow_none=True, help=(
+        "The reuse cache key of a page request: a function of the Tornado request (default: its "
+        "path). Set it in jupyter_server_config.py; an app's own ks.extension(session_key_func=...) "
+        "runs in its kernel and cannot key this server's cache.")).tag(config=True)
     reuse_sessions_max_keys = Integer(32, min=1, help="How many pages the reuse cache keeps.").tag(config=True)
     max_sessions = Integer(None, allow_none=True, help=(
         "Most app sessions (and so app kernels) at once; further page requests get 503.")).tag(config=True)
@@ -85,7 +92,10 @@ class KernelstateApp(ExtensionApp):
         self.pool = KernelPool(serverapp.kernel_manager, self.relays, self.kernel_pool_size,
                                self._pool_kernel_name, self.app_startup_timeout_s)
         self.manager = SessionManager(self._create_host, self.unused_session_lifetime_ms, self.max_sessions)
-        self.reuse = ReuseCache(self.reuse_sessions_max_keys)
+        self.reuse = ReuseCache(self.reuse_sessions_max_keys, verify=self.reuse_sessions_verify)
+        self.pages = PageService(self.manager, self.signer, self.reuse,
+                                 token_expiration_s=self.session_token_expiration_s,
+                                 reuse_mode=self._reuse_mode, default_key_func=lambda: self.session_key_func)
         self._cleanup: PeriodicCallback | None = None
 
     def initialize_handlers(self) -> None:
@@ -144,25 +154,10 @@ class KernelstateApp(ExtensionApp):
         assert self.serverapp is not None
         return PageOptions(root_url=self.serverapp.base_url.rstrip("/") + "/kernelstate/")
 
-    async def page_for(self, app: KernelApp, info: RequestInfo, request: HTTPServerRequest) -> str:
-        """The HTML of a new session of ``app`` (a cached page when reusing sessions)."""
-        self.start_background()
-        expiration = self.session_token_expiration_s
-        key = None
-        if self.reuse_sessions:
-            key = self.reuse.key(app.route, None, request)
-            cached = self.reuse.get(key) if key is not None else None
-            if cached is not None:
-                session_id = self.signer.new_session_id()
-                self.manager.add_pending(session_id, app, info, expiration)
-                return cached.html.replace(TOKEN_PLACEHOLDER, self.signer.token(session_id, expiration))
-        session_id = self.signer.new_session_id()
-        entry = await self.manager.create(app, info, session_id)
-        html = render_page(entry.host.page, TOKEN_PLACEHOLDER, self.page_options())
-        if key is not None:
-            self.reuse.consider(key, app.route, None, request, set(entry.host.request_reads),
-                                CachedPage(html, entry.host.page))
-        return html.replace(TOKEN_PLACEHOLDER, self.signer.token(session_id, expiration))
+    def _reuse_mode(self) -> ReuseMode:
+        if not self.reuse_sessions:
+            return False
+        return "verify" if self.reuse_sessions_verify else True
 
     async def _create_host(self, app: Any, request: RequestInfo, session_id: str) -> KernelHost:
         assert isinstance(app, KernelApp)

@@ -36,19 +36,19 @@ from tornado.websocket import WebSocketHandler
 
 from .._version import __version__
 from ..errors import AppLoadError
-from ..server.handlers import ConfinedStaticHandler, FrameWriter
-from ..server.manager import SessionEntry, SessionLimitError
-from ..server.page import render_message
-from ..server.tokens import TokenError
 from ..sync import CloseCode
+from ..web.manager import SessionEntry, SessionLimitError
+from ..web.page import render_message
+from ..web.pages import app_failed_page, busy_page
+from ..web.socket import BokehSocket, SessionSocket
+from ..web.static import ConfinedStaticHandler
 from .apps import AppPathError, KernelApp, app_request_info, list_apps, notebook_kernel_name, resolve_app_path
-from .relay import AppKernelError, KernelGoneError, RelayedConnection
+from .relay import AppKernelError, KernelGoneError, KernelHost, RelayedConnection
 
 if TYPE_CHECKING:
     from .extension import KernelstateApp
 
 log = logging.getLogger(__name__)
-MAX_TOKEN_LENGTH = 4096
 
 
 class _Extension(ExtensionHandlerMixin):
@@ -99,43 +99,38 @@ class AppPageHandler(_Extension, JupyterHandler):
             raise web.HTTPError(400, "unknown kernel %r", kernel_name[:80], reason="Unknown kernel name")
         app = KernelApp(path, api_path, kernel_name)
         self.set_header("Cache-Control", "no-store")
+        ks.start_background()
         try:
-            html = await ks.page_for(app, app_request_info(self), self.request)
+            html = await ks.pages.page_for(app, app_request_info(self), self.request, ks.page_options())
         except SessionLimitError as exc:
             self.set_status(503, "Too many sessions")
             self.set_header("Retry-After", "10")
-            self.finish(render_message("503 Too many sessions", "The server is busy",
-                                       [f"{exc}. Try again in a few seconds."], self.ks_root))
+            self.finish(busy_page(exc, self.ks_root))
             return
         except AppLoadError as exc:
             cause = exc.cause or exc
+            # The signed-in Jupyter user may run code in kernels: the traceback is theirs to see.
             detail = cause.traceback if isinstance(cause, AppKernelError) else "".join(traceback.format_exception(cause))
             log.error("app %s failed to load: %s", app.route, cause)
             self.set_status(500, "App failed to load")
-            self.finish(render_message("500 App failed to load", f"The app {api_path} could not be loaded",
-                                       [str(cause), "Other apps and your notebooks keep working."], self.ks_root,
-                                       detail=detail))
+            self.finish(app_failed_page(api_path, str(cause), self.ks_root, detail,
+                                        "Other apps and your notebooks keep working."))
             return
         self.set_header("Content-Type", "text/html; charset=UTF-8")
         self.finish(html)
 
 
-class _RelayWebSocket(_Extension, FrameWriter, WebSocketMixin, WebSocketHandler, JupyterHandler):
-    """Shared by the app and cell WebSockets: auth before the upgrade, Connection protocol after."""
+class _RelayWebSocket(_Extension):
+    """Mixed into the app and cell WebSockets (first, before Jupyter's ``WebSocketMixin``, the
+    Bokeh socket and ``JupyterHandler``): origin and kernel authorization before the upgrade."""
 
     auth_resource = "kernels"
 
     def set_default_headers(self) -> None:
         """No page headers (CSP etc.) on a WebSocket upgrade."""
 
-    def get_compression_options(self) -> dict[str, Any] | None:
-        return None
-
-    def select_subprotocol(self, subprotocols: list[str]) -> str | None:
-        return "bokeh" if subprotocols and subprotocols[0] == "bokeh" else None
-
-    async def _authorize(self) -> str:
-        """Check origin, authorize ``execute`` on kernels, return the Bokeh token; 403 otherwise.
+    async def _authorize(self: Any) -> None:
+        """Check origin and authorize ``execute`` on kernels; 403 otherwise.
 
         Tornado checks the origin too, but only once the upgrade starts; checking
         first means a foreign page learns nothing (not even whether a kernel exists).
@@ -146,31 +141,28 @@ class _RelayWebSocket(_Extension, FrameWriter, WebSocketMixin, WebSocketHandler,
         allowed = await ensure_async(self.authorizer.is_authorized(self, self.current_user, "execute", "kernels"))
         if not allowed:
             raise web.HTTPError(403, "user may not execute on kernels", reason="Forbidden")
-        protocols = [p.strip() for p in self.request.headers.get("Sec-WebSocket-Protocol", "").split(",")]
-        if len(protocols) != 2 or protocols[0] != "bokeh" or not protocols[1] or len(protocols[1]) > MAX_TOKEN_LENGTH:
-            raise web.HTTPError(403, "WebSocket without a bokeh token subprotocol", reason="Missing token")
-        return protocols[1]
 
-    async def open(self, *args: Any, **kwargs: Any) -> None:
-        WebSocketMixin.open(self)  # type: ignore[no-untyped-call]  # keep-alive pings
+    def start_relay_socket(self: Any) -> None:
+        WebSocketMixin.open(self)  # keep-alive pings
         self.set_nodelay(True)
         self.cap_write_buffer()
 
 
-class CellWebSocketHandler(_RelayWebSocket):
+class CellWebSocketHandler(_RelayWebSocket, WebSocketMixin, BokehSocket, JupyterHandler):
     """A cell output's Document in a user's kernel, relayed over a ``connect`` comm."""
 
     relayed: RelayedConnection | None = None
 
     @ws_authenticated
     async def get(self, kernel_id: str, doc_id: str, view: str) -> None:
-        self.bokeh_token = await self._authorize()
+        await self._authorize()
+        self.document_token = self.bokeh_token()
         if kernel_id not in self.kernel_manager:
             raise web.HTTPError(404, "no kernel %s", kernel_id[:64], reason="Unknown kernel")
         await WebSocketHandler.get(self, kernel_id, doc_id, view)
 
     async def open(self, kernel_id: str, doc_id: str, view: str) -> None:  # type: ignore[override]
-        await super().open()
+        self.start_relay_socket()
         try:
             relay = await self.ks.relays.get(kernel_id)
         except KernelGoneError as exc:
@@ -179,7 +171,7 @@ class CellWebSocketHandler(_RelayWebSocket):
             return
         if self._closed:
             return
-        self.relayed = RelayedConnection(relay, self, {"doc_id": doc_id, "token": self.bokeh_token})
+        self.relayed = RelayedConnection(relay, self, {"doc_id": doc_id, "token": self.document_token})
 
     async def on_message(self, message: str | bytes) -> None:
         if self.relayed is not None:
@@ -192,71 +184,29 @@ class CellWebSocketHandler(_RelayWebSocket):
             self.relayed = None
 
 
-class AppWebSocketHandler(_RelayWebSocket):
+class AppWebSocketHandler(_RelayWebSocket, WebSocketMixin, SessionSocket, JupyterHandler):
     """The Bokeh protocol for one served app session (its Document is in its kernel)."""
-
-    entry: SessionEntry | None = None
 
     @ws_authenticated
     async def get(self, api_path: str) -> None:
-        token = await self._authorize()
-        try:
-            self.session_id, self.token_expired = self.ks.signer.verify(token)
-        except TokenError as exc:
-            log.warning("refused app WebSocket for %s: %s", self.request.path[:200], exc.reason)
-            raise web.HTTPError(403, "invalid token: %s", exc.reason, reason="Invalid token") from None
+        await self._authorize()
+        self.verify_token(self.ks.signer)
+        assert self.session_id is not None
         entry = self.ks.manager.get(self.session_id)
-        if entry is not None and not self._owns(entry):
+        if entry is not None and not self.may_attach(entry):
             raise web.HTTPError(403, "session belongs to another user", reason="Forbidden")
         await WebSocketHandler.get(self, api_path)
 
-    def _owns(self, entry: SessionEntry) -> bool:
+    def may_attach(self, entry: SessionEntry) -> bool:
         # The server token is the server owner's credential; token-authenticated
         # requests carry no stable user name (Jupyter makes one up per request).
         if self.token_authenticated:
             return True
-        owner = getattr(entry.host, "request", None)
-        return getattr(owner, "user", None) == getattr(self.current_user, "username", object())
+        return entry.host.owner == getattr(self.current_user, "username", object())
 
     async def open(self, api_path: str) -> None:  # type: ignore[override]
-        await super().open()
-        manager = self.ks.manager
-        entry = manager.get(self.session_id)
-        if entry is None:
-            if self.token_expired:
-                self.close(CloseCode.TOKEN_EXPIRED, "token expired: reload the page")
-                return
-            try:
-                entry = await manager.claim_pending(self.session_id)
-            except SessionLimitError as exc:
-                self.close(CloseCode.SERVER_STOPPING, str(exc)[:100])
-                return
-            except AppLoadError as exc:
-                log.error("app failed for a reused page (session=%s): %s", self.session_id, exc)
-                self.close(CloseCode.SESSION_EXPIRED, "the app failed: reload the page")
-                return
-        if entry is None or entry.host.destroyed:
-            self.close(CloseCode.SESSION_EXPIRED, "session expired: reload the page")
-            return
-        if not self._owns(entry):
-            self.close(CloseCode.FORBIDDEN, "this session belongs to another user")
-            return
-        if self._closed:
-            return
-        self.entry = entry
-        manager.connected(entry)
-        entry.host.attach(self)
-
-    async def on_message(self, message: str | bytes) -> None:
-        if self.entry is not None:
-            await self.entry.host.receive(self, message)
-
-    def on_close(self) -> None:
-        self._closed = True
-        if self.entry is not None:
-            self.entry.host.detach(self)
-            self.ks.manager.disconnected(self.entry)
-            self.entry = None
+        self.start_relay_socket()
+        await self.attach_session(self.ks.manager, "/apps/" + api_path)
 
 
 class StaticHandler(_Extension, JupyterHandler, ConfinedStaticHandler):
@@ -296,7 +246,7 @@ class SessionsHandler(_Extension, APIHandler):
     async def get(self) -> None:
         now = time.monotonic()
         self.finish(json.dumps([{
-            "id": e.id, "path": getattr(e.app, "api_path", e.app.route), "kernel_id": getattr(e.host, "kernel_id", None),
+            "id": e.id, "path": e.app.route.removeprefix("/apps/"), "kernel_id": e.host.kernel_id if isinstance(e.host, KernelHost) else None,
             "connections": e.connections, "age_s": round(now - e.created, 1),
         } for e in self.ks.manager.entries()]))
 

@@ -40,7 +40,7 @@ from tornado.httputil import HTTPServerRequest
 
 from ..loading import AppSpec, apps_from_object
 from ..server.options import ServeOptions
-from ..server.origins import parse_entry
+from ..web.origins import parse_entry
 from ..server.server import Server, running_servers
 from ..session import Session
 from .proxy import JupyterLocation, secret_prefix

@@ -509,6 +509,16 @@ class KernelHost:
     def request_reads(self) -> set[tuple[str, str | None]]:
         return self._request_reads
 
+    @property
+    def session_key_func(self) -> None:
+        """An app's own key function lives in its kernel and cannot key this server's cache."""
+        return None
+
+    @property
+    def owner(self) -> str | None:
+        """The Jupyter user the session was created for."""
+        return self.request.user
+
 
 class AppKernelError(Exception):
     """An app raised in its kernel; ``traceback`` is the kernel-side traceback text."""

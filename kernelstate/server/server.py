@@ -28,16 +28,17 @@ from ..settings import config
 from ..errors import AppLoadError
 from ..host import InProcessHost
 from ..loading import AppSpec, apps_from_object
-from ..reuse import CachedPage, ReuseCache
+from ..reuse import ReuseCache
 from ..scheduling import thread_pool
 from ..session import RequestInfo
-from .handlers import (ConfinedStaticHandler, DocHandler, DocWebSocketHandler, IndexHandler,
-                       LivenessHandler, NotFoundHandler, request_info)
-from .manager import SessionManager
+from ..web.pages import PageService
+from ..web.static import ConfinedStaticHandler
+from .handlers import DocHandler, DocWebSocketHandler, IndexHandler, LivenessHandler, NotFoundHandler, request_info
+from ..web.manager import SessionManager
 from .options import ServeOptions
-from .origins import default_allowlist
-from .page import TOKEN_PLACEHOLDER, PageOptions, render_message, render_page
-from .tokens import Signer
+from ..web.origins import default_allowlist
+from ..web.page import TOKEN_PLACEHOLDER, PageOptions, render_message, render_page
+from ..web.tokens import Signer
 
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
@@ -57,7 +58,10 @@ class Server:
         self.manager = SessionManager(self._create_host, self.options.unused_session_lifetime_ms,
                                       self.options.max_sessions)
         self.reuse = ReuseCache(self.options.reuse_sessions_max_keys, verify=self.options.reuse_sessions == "verify")
-        self.key_funcs: dict[str, Any] = {}
+        self.pages = PageService(self.manager, self.signer, self.reuse,
+                                 token_expiration_s=self.options.session_token_expiration_s,
+                                 reuse_mode=self._reuse_mode,
+                                 default_key_func=lambda: config.process_value("session_key_func"))
         self.port: int | None = None
         self.extra_origins: list[str] = []
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -98,54 +102,35 @@ class Server:
     def _reuse_mode(self) -> bool | str:
         return self.options.reuse_sessions or config.process_value("reuse_sessions")
 
+    # -- what the handlers see (handlers.Site) -----------------------------------------
+    @property
+    def dev(self) -> bool:
+        return self.options.dev
+
+    @property
+    def prefix(self) -> str:
+        return self.options.prefix
+
+    @property
+    def app_routes(self) -> list[str]:
+        return [a.route for a in self.apps]
+
+    def page_options_for(self, path: str) -> PageOptions:
+        spinner = self.options.global_loading_spinner or config.process_value("global_loading_spinner")
+        return PageOptions(root_url=self.root_url_for(path), spinner=spinner)
+
+    def index_links(self, root: str) -> list[dict[str, Any]]:
+        return [{"url": root + app.route.lstrip("/"), "title": app.title, "description": app.route}
+                for app in self.apps]
+
     async def page_for(self, app: AppSpec, request: HTTPServerRequest) -> str:
         """The HTML for one page request: a new session, or a cached page for a pending one."""
-        info = request_info(request)
-        spinner = self.options.global_loading_spinner or config.process_value("global_loading_spinner")
-        page_options = PageOptions(root_url=self.root_url_for(request.path), spinner=spinner)
-        expiration = self.options.session_token_expiration_s
-        reuse = self._reuse_mode()
-        key = None
-        if reuse:
-            key_func = self.key_funcs.get(app.route) or config.process_value("session_key_func")
-            key = self.reuse.key(app.route, key_func, request)
-            cached = self.reuse.get(key) if key is not None else None
-            if cached is not None:
-                session_id = self.signer.new_session_id()
-                self.manager.add_pending(session_id, app, info, expiration)
-                if reuse == "verify":
-                    await self._verify(app, info, cached)
-                return cached.html.replace(TOKEN_PLACEHOLDER, self.signer.token(session_id, expiration))
-        session_id = self.signer.new_session_id()
-        entry = await self.manager.create(app, info, session_id)
-        html = render_page(entry.host.page, TOKEN_PLACEHOLDER, page_options)
-        if reuse and key is not None:
-            learned = getattr(entry.host, "session_key_func", None)
-            key_func = learned or self.key_funcs.get(app.route) or config.process_value("session_key_func")
-            if learned is not None:
-                self.key_funcs[app.route] = learned
-                key = self.reuse.key(app.route, learned, request)
-            if key is not None:
-                self.reuse.consider(key, app.route, key_func, request, set(entry.host.request_reads),
-                                    CachedPage(html, entry.host.page))
-        return html.replace(TOKEN_PLACEHOLDER, self.signer.token(session_id, expiration))
-
-    async def _verify(self, app: AppSpec, info: RequestInfo, cached: CachedPage) -> None:
-        session_id = self.signer.new_session_id()
-        try:
-            entry = await self.manager.create(app, info, session_id)
-        except AppLoadError as exc:
-            self.reuse.differences.append(f"{app.route}: fresh render failed: {exc}")
-            return
-        try:
-            self.reuse.compare(app.route, cached.spec, entry.host.page)
-        finally:
-            self.manager.destroy(session_id)
+        return await self.pages.page_for(app, request_info(request), request, self.page_options_for(request.path))
 
     # -- start/stop --------------------------------------------------------------------
     def _application(self) -> web.Application:
         p = self.options.prefix
-        server = {"server": self}
+        server = {"site": self}
         routes: list[Any] = [
             (rf"{p}/static/(.*)", ConfinedStaticHandler, {"path": bokehjs_path()}),
             (rf"{p}/ks-static/(.*)", ConfinedStaticHandler, {"path": str(STATIC_DIR)}),
@@ -415,7 +400,6 @@ def preload() -> None:
 
     from ..components.pane import Markdown
     from ..loading import PageSpec
-    from .page import PageOptions, render_message, render_page
 
     Markdown("*warm*")._to_model("object", "*warm*")
     for name in ("basic", "material", "bootstrap"):

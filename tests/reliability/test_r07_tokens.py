@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 import kernelstate as ks
-from kernelstate.server.tokens import Signer
+from kernelstate.web.tokens import Signer
 from kernelstate.testing import ClosedError, ProtocolClient, session_id_from_token
 
 from .conftest import RawWebSocket, fetch, rss_mb, run

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import kernelstate as ks
-from kernelstate.server.origins import origin_allowed
+from kernelstate.web.origins import origin_allowed
 from kernelstate.testing import ProtocolClient
 
 from .conftest import RawWebSocket, run

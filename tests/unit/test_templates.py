@@ -6,7 +6,7 @@ import re
 import pytest
 
 from kernelstate.loading import PageSpec
-from kernelstate.server.page import PageOptions, render_page
+from kernelstate.web.page import PageOptions, render_page
 
 
 @pytest.mark.parametrize("name", ["basic", "material", "bootstrap"])

@@ -1,0 +1,106 @@
+"""The page service: one page request becomes the HTML of a new session.
+
+Both hosts answer an app's page through :meth:`PageService.page_for`:
+
+- without reuse, a session is created for the request and its page rendered;
+- with reuse (``--reuse-sessions``), a page cached under the request's key is
+  answered at once with a fresh signed token for a *pending* session, whose app
+  code runs when its WebSocket connects (:mod:`kernelstate.reuse` holds the
+  cache and its safety rules); in ``verify`` mode every cache hit also renders
+  a fresh session and records any difference from the cached page.
+
+A page never carries a session's request values: only its signed token.
+Failures become pages too (:func:`busy_page`, :func:`app_failed_page`).
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Hashable
+from typing import Any
+
+from tornado.httputil import HTTPServerRequest
+
+from ..errors import AppLoadError
+from ..loading import AppSpec
+from ..reuse import CachedPage, ReuseCache
+from ..session import RequestInfo
+from .manager import SessionLimitError, SessionManager
+from .page import TOKEN_PLACEHOLDER, PageOptions, render_message, render_page
+from .tokens import Signer
+
+log = logging.getLogger(__name__)
+
+KeyFunc = Callable[[Any], Hashable]
+ReuseMode = bool | str  # False, True or "verify"
+
+
+class PageService:
+    """Pages for one host's apps: sessions from its manager, tokens from its signer, its reuse cache."""
+
+    def __init__(self, manager: SessionManager, signer: Signer, reuse: ReuseCache, *,
+                 token_expiration_s: float, reuse_mode: Callable[[], ReuseMode],
+                 default_key_func: Callable[[], KeyFunc | None]) -> None:
+        self.manager = manager
+        self.signer = signer
+        self.reuse = reuse
+        self.token_expiration_s = token_expiration_s
+        self._reuse_mode = reuse_mode
+        self._default_key_func = default_key_func
+        self.key_funcs: dict[str, KeyFunc] = {}   # learned from apps that set their own
+
+    def key_func_for(self, app: AppSpec) -> KeyFunc | None:
+        return self.key_funcs.get(app.route) or self._default_key_func()
+
+    async def page_for(self, app: AppSpec, info: RequestInfo, request: HTTPServerRequest,
+                       options: PageOptions) -> str:
+        """The HTML for one page request; raises SessionLimitError or AppLoadError."""
+        expiration = self.token_expiration_s
+        reuse = self._reuse_mode()
+        key = None
+        if reuse:
+            key = self.reuse.key(app.route, self.key_func_for(app), request)
+            cached = self.reuse.get(key) if key is not None else None
+            if cached is not None:
+                session_id = self.signer.new_session_id()
+                self.manager.add_pending(session_id, app, info, expiration)
+                if reuse == "verify":
+                    await self._verify(app, info, cached)
+                return cached.html.replace(TOKEN_PLACEHOLDER, self.signer.token(session_id, expiration))
+        session_id = self.signer.new_session_id()
+        entry = await self.manager.create(app, info, session_id)
+        html = render_page(entry.host.page, TOKEN_PLACEHOLDER, options)
+        if reuse and key is not None:
+            learned = entry.host.session_key_func
+            key_func = learned or self.key_func_for(app)
+            if learned is not None:
+                self.key_funcs[app.route] = learned
+                key = self.reuse.key(app.route, learned, request)
+            if key is not None:
+                self.reuse.consider(key, app.route, key_func, request, set(entry.host.request_reads),
+                                    CachedPage(html, entry.host.page))
+        return html.replace(TOKEN_PLACEHOLDER, self.signer.token(session_id, expiration))
+
+    async def _verify(self, app: AppSpec, info: RequestInfo, cached: CachedPage) -> None:
+        session_id = self.signer.new_session_id()
+        try:
+            entry = await self.manager.create(app, info, session_id)
+        except AppLoadError as exc:
+            self.reuse.differences.append(f"{app.route}: fresh render failed: {exc}")
+            return
+        try:
+            self.reuse.compare(app.route, cached.spec, entry.host.page)
+        finally:
+            self.manager.destroy(session_id)
+
+
+def busy_page(exc: SessionLimitError, root_url: str) -> str:
+    """The 503 page when the host is at its session cap."""
+    return render_message("503 Too many sessions", "The server is busy",
+                          [f"{exc}. Try again in a few seconds."], root_url)
+
+
+def app_failed_page(route: str, summary: str, root_url: str, detail: str | None,
+                    hint: str = "The server logged the details; other apps keep working.") -> str:
+    """The 500 page of an app whose code failed; ``detail`` (a traceback) only for whom may see it."""
+    return render_message("500 App failed to load", f"The app {route} could not be loaded",
+                          [summary, hint], root_url, detail)
