@@ -9,6 +9,7 @@ Handlers see the server only through :class:`Site`, the few things they need.
 from __future__ import annotations
 
 import logging
+import secrets
 import traceback
 from typing import Any, Protocol
 
@@ -41,6 +42,7 @@ class Site(Protocol):
     def signer(self) -> Signer: ...
     @property
     def origin_allowlist(self) -> list[str]: ...
+
     @property
     def app_routes(self) -> list[str]: ...
 
@@ -58,6 +60,20 @@ def request_info(request: HTTPServerRequest) -> RequestInfo:
     cookies = {name: morsel.value for name, morsel in request.cookies.items()}
     return RequestInfo(args=args, headers=headers, cookies=cookies, path=request.path,
                        url=request.full_url(), remote_ip=request.remote_ip)
+
+
+class ResponseHeaders(web.OutputTransform):
+    """Adds fixed headers (framing, referrer policy) to every response of the application, assets too."""
+
+    def __init__(self, request: HTTPServerRequest, headers: dict[str, str]) -> None:
+        super().__init__(request)
+        self.headers = headers
+
+    def transform_first_chunk(self, status_code: int, headers: Any, chunk: bytes,
+                              finishing: bool) -> tuple[int, Any, bytes]:
+        for name, value in self.headers.items():
+            headers.setdefault(name, value)
+        return status_code, headers, chunk
 
 
 class _Base(web.RequestHandler):
@@ -101,11 +117,17 @@ class DocHandler(_Base):
             return
         except AppLoadError as exc:
             cause = exc.cause or exc
-            log.error("app %s failed to load: %s: %s", self.app.route, type(cause).__name__, cause,
-                      exc_info=(type(cause), cause, cause.__traceback__))
+            error_id = secrets.token_hex(4)
+            log.error("app %s failed to load (error %s): %s: %s", self.app.route, error_id, type(cause).__name__,
+                      cause, exc_info=(type(cause), cause, cause.__traceback__))
             self.set_status(500, "App failed to load")
-            detail = "".join(traceback.format_exception(cause)) if self.site.dev else None
-            self.finish(app_failed_page(self.app.route, f"{type(cause).__name__}: {cause}", root, detail))
+            if self.site.dev:
+                summary = f"{type(cause).__name__}: {cause}"
+                detail: str | None = "".join(traceback.format_exception(cause))
+            else:  # the message can carry paths, keys or connection strings: only the log gets it
+                summary = f"Error {error_id}: the server's log has the details (run with --dev to show them here)."
+                detail = None
+            self.finish(app_failed_page(self.app.route, summary, root, detail))
             return
         self.set_header("Content-Type", "text/html; charset=UTF-8")
         self.finish(html)

@@ -14,6 +14,8 @@ from typing import Any
 from ..errors import ConfigError
 
 DEFAULT_PORT = 5006
+REFERRER_POLICIES = ("no-referrer", "no-referrer-when-downgrade", "origin", "origin-when-cross-origin",
+                     "same-origin", "strict-origin", "strict-origin-when-cross-origin", "unsafe-url")
 
 
 def _parse_static(items: Any) -> dict[str, str]:
@@ -57,6 +59,8 @@ class ServeOptions:
     secret_key: str | None = None
     title: str | None = None
     unix_socket: str | None = None
+    frame_ancestors: tuple[str, ...] = ("'self'",)
+    referrer_policy: str = "same-origin"
 
     def __post_init__(self) -> None:
         if not isinstance(self.port, int) or not 0 <= self.port <= 65535:
@@ -82,6 +86,13 @@ class ServeOptions:
         if self.log_level not in ("trace", "debug", "info", "warning", "error", "critical"):
             raise ConfigError(f"log_level must be debug, info, warning, error or critical; got {self.log_level!r}")
         object.__setattr__(self, "allow_websocket_origin", tuple(self.allow_websocket_origin))
+        ancestors = (self.frame_ancestors,) if isinstance(self.frame_ancestors, str) else tuple(self.frame_ancestors)
+        if not ancestors or any(not a or any(c in a for c in ";,\r\n") for a in ancestors):
+            raise ConfigError(f"frame_ancestors must be CSP sources such as \"'self'\", \"'none'\" or "
+                              f"https://portal.example.org; got {self.frame_ancestors!r}")
+        object.__setattr__(self, "frame_ancestors", ancestors)
+        if self.referrer_policy not in REFERRER_POLICIES:
+            raise ConfigError(f"referrer_policy must be one of {', '.join(REFERRER_POLICIES)}; got {self.referrer_policy!r}")
         object.__setattr__(self, "static_dirs", _parse_static(self.static_dirs))
         for name, directory in self.static_dirs.items():
             if not Path(directory).is_dir():
@@ -126,6 +137,7 @@ class ServeOptions:
             global_loading_spinner=ns.global_loading_spinner, max_sessions=ns.max_sessions,
             websocket_max_message_size=ns.websocket_max_message_size, title=ns.title,
             unix_socket=ns.unix_socket,
+            frame_ancestors=tuple(ns.frame_ancestors or ("'self'",)), referrer_policy=ns.referrer_policy,
         )
 
 
@@ -157,4 +169,6 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     a("--max-sessions", type=int, default=None, metavar="N", help="refuse new sessions beyond N with 503 (default: no limit)")
     a("--websocket-max-message-size", type=int, default=d.websocket_max_message_size, metavar="BYTES", help="largest WebSocket message accepted (default 20 MiB)")
     a("--title", default=None, help="default page title")
+    a("--frame-ancestors", action="append", metavar="SOURCE", help="who may show the pages in a frame: CSP frame-ancestors sources, repeatable (default 'self'; 'none' forbids every frame)")
+    a("--referrer-policy", default=d.referrer_policy, choices=REFERRER_POLICIES, help="the Referrer-Policy pages are sent with (default same-origin)")
     a("--unix-socket", default=None, metavar="PATH", help="listen on this Unix socket instead of a TCP port (e.g. behind jupyter-server-proxy)")

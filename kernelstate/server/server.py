@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import re
 import socket
 import threading
 import webbrowser
@@ -33,7 +34,8 @@ from ..scheduling import thread_pool
 from ..session import RequestInfo
 from ..web.pages import PageService
 from ..web.static import ConfinedStaticHandler
-from .handlers import DocHandler, DocWebSocketHandler, IndexHandler, LivenessHandler, NotFoundHandler, request_info
+from .handlers import (DocHandler, DocWebSocketHandler, IndexHandler, LivenessHandler, NotFoundHandler,
+                       ResponseHeaders, request_info)
 from ..web.manager import SessionManager
 from .options import ServeOptions
 from ..web.origins import default_allowlist
@@ -115,6 +117,18 @@ class Server:
     def app_routes(self) -> list[str]:
         return [a.route for a in self.apps]
 
+    @property
+    def page_headers(self) -> dict[str, str]:
+        """Framing and referrer headers every response of this server carries."""
+        ancestors = self.options.frame_ancestors
+        headers = {"Content-Security-Policy": "frame-ancestors " + " ".join(ancestors),
+                   "Referrer-Policy": self.options.referrer_policy}
+        if ancestors == ("'self'",):
+            headers["X-Frame-Options"] = "SAMEORIGIN"  # for browsers without CSP frame-ancestors
+        elif ancestors == ("'none'",):
+            headers["X-Frame-Options"] = "DENY"
+        return headers
+
     def page_options_for(self, path: str) -> PageOptions:
         spinner = self.options.global_loading_spinner or config.process_value("global_loading_spinner")
         return PageOptions(root_url=self.root_url_for(path), spinner=spinner)
@@ -129,7 +143,7 @@ class Server:
 
     # -- start/stop --------------------------------------------------------------------
     def _application(self) -> web.Application:
-        p = self.options.prefix
+        p = re.escape(self.options.prefix)
         server = {"site": self}
         routes: list[Any] = [
             (rf"{p}/static/(.*)", ConfinedStaticHandler, {"path": bokehjs_path()}),
@@ -137,28 +151,35 @@ class Server:
             (rf"{p}/liveness/?", LivenessHandler, server),
         ]
         for name, directory in self.options.static_dirs.items():
-            routes.append((rf"{p}/{name}/(.*)", ConfinedStaticHandler, {"path": str(Path(directory).resolve())}))
+            routes.append((rf"{p}/{re.escape(name)}/(.*)", ConfinedStaticHandler, {"path": str(Path(directory).resolve())}))
+        if p:
+            # The prefix without its slash: the page's relative asset URLs would resolve outside it.
+            routes.append((p, web.RedirectHandler, {"url": self.options.prefix + "/", "permanent": False}))
         index_app = self._index_app()
         if index_app is not None:
             routes.append((rf"{p}/ws", DocWebSocketHandler, {**server, "app": index_app}))
             routes.append((rf"{p}/?", DocHandler, {**server, "app": index_app}))
         elif len(self.apps) == 1 and self.options.index is None:
-            routes.append((rf"{p}/?", web.RedirectHandler, {"url": f"{p}{self.apps[0].route}", "permanent": False}))
+            routes.append((rf"{p}/?", web.RedirectHandler, {"url": f"{self.options.prefix}{self.apps[0].route}",
+                                                             "permanent": False}))
         else:
             routes.append((rf"{p}/?", IndexHandler, server))
         for app in self.apps:
             if app.route == "/":
                 continue
-            route = p + app.route
+            route = p + re.escape(app.route)
             routes.append((rf"{route}/ws", DocWebSocketHandler, {**server, "app": app}))
             routes.append((rf"{route}/?", DocHandler, {**server, "app": app}))
         keep_alive = self.options.keep_alive_ms / 1000.0 or None
-        return web.Application(
+        application = web.Application(
             routes, default_handler_class=NotFoundHandler, default_handler_args=server,
             websocket_ping_interval=keep_alive, websocket_ping_timeout=keep_alive,
             websocket_max_message_size=self.options.websocket_max_message_size,
             log_function=self._log_request, compress_response=True,
         )
+        headers = self.page_headers
+        application.add_transform(lambda request: ResponseHeaders(request, headers))  # type: ignore[arg-type]
+        return application
 
     def _index_app(self) -> AppSpec | None:
         root = [a for a in self.apps if a.route == "/"]

@@ -31,6 +31,15 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
+def _same(expected: str, given: str) -> bool:
+    """Constant-time comparison that refuses (never raises on) a non-ASCII forgery.
+
+    ``hmac.compare_digest`` raises TypeError for a str with non-ASCII characters;
+    header values reach us latin-1 decoded, so a forged token can carry them.
+    """
+    return given.isascii() and hmac.compare_digest(expected, given)
+
+
 def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
@@ -52,7 +61,7 @@ class Signer:
 
     def check_session_id(self, session_id: str) -> bool:
         raw, sep, sig = session_id.partition(".")
-        return bool(sep) and hmac.compare_digest(self._sig(raw), sig)
+        return bool(sep) and _same(self._sig(raw), sig)
 
     def token(self, session_id: str, expiration_s: float) -> str:
         # Same layout as Bokeh's tokens (expiry in UNIX seconds), so bokeh.client can connect too.
@@ -69,7 +78,7 @@ class Signer:
         if not token or len(token) > max_len:
             raise TokenError("missing or oversized token")
         body, sep, sig = token.partition(".")
-        if not sep or not hmac.compare_digest(self._sig(body), sig):
+        if not sep or not _same(self._sig(body), sig):
             raise TokenError("invalid token signature")
         try:
             payload = json.loads(_unb64(body))
