@@ -43,7 +43,7 @@ class DocumentHost(Protocol):
     def destroyed(self) -> bool: ...
 
     @property
-    def request_reads(self) -> set[tuple[str, str | None]]: ...
+    def request_reads(self) -> frozenset[tuple[str, str | None]]: ...
 
     @property
     def session_key_func(self) -> Any:
@@ -57,8 +57,10 @@ class DocumentHost(Protocol):
 class InProcessHost:
     """A Session whose Document lives in this process, served by a DocumentEndpoint."""
 
-    def __init__(self, session: Session, page: PageSpec, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
+    def __init__(self, session: Session, page: PageSpec, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+                 owner: str | None = None) -> None:
         self.session = session
+        self._owner = owner
         self.session_id = session.id
         self.page = page
         self.endpoint = DocumentEndpoint(session, max_message_bytes)
@@ -69,14 +71,14 @@ class InProcessHost:
                      max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> InProcessHost:
         """Create a session for ``request``: created hooks, then the app's code."""
         session = Session(request, session_id=session_id, loop=loop or asyncio.get_running_loop())
-        registry.add(session)
+        registry.add(session, app.route)
         hooks.run_created(session)
         try:
             page = await app.build(session)
         except BaseException:
             session.destroy()
             raise
-        return cls(session, page, max_message_bytes)
+        return cls(session, page, max_message_bytes, owner=request.user)
 
     def attach(self, conn: Connection) -> None:
         self.endpoint.attach(conn)
@@ -99,7 +101,7 @@ class InProcessHost:
         return self.session.destroyed
 
     @property
-    def request_reads(self) -> set[tuple[str, str | None]]:
+    def request_reads(self) -> frozenset[tuple[str, str | None]]:
         return self.session.request_reads
 
     @property
@@ -109,4 +111,4 @@ class InProcessHost:
 
     @property
     def owner(self) -> str | None:
-        return self.session.request.user
+        return self._owner

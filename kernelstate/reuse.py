@@ -8,13 +8,16 @@ connects. No visitor's session is pinned, shared or kept alive by the cache.
 
 Safety:
 - the cache is an LRU bounded by ``max_keys``;
-- while the first render runs, the session records which request values the
-  app read (``ks.state.session_args[...]``, ``headers``, ``cookies``,
-  ``user``, ``request``). For each, the key function is probed with a request
-  where only that value differs; if the key does not change, the page may
-  depend on a value the key ignores: a warning names it and the page is not
-  cached. ``user`` and ``request`` cannot be probed: a key function covers
-  them only by declaring ``key_func.depends = {"user"}`` (or ``"request"``);
+- while the first render runs, the session's one
+  :class:`~kernelstate.request.RecordedRequest` records every request value
+  the app read (``ks.state.session_args[...]``, ``headers``, ``cookies``,
+  ``request.path``, ``user``, ...). For args, headers, cookies and the path,
+  the key function is probed with a request where only that value differs; if
+  the key does not change, the page may depend on a value the key ignores: a
+  warning names it and the page is not cached. ``user``, ``request.url``,
+  ``request.remote_ip`` and the whole record (``request.snapshot()``) cannot
+  be probed: a key function covers them only by declaring them, e.g.
+  ``key_func.depends = {"user"}``;
 - ``verify`` mode renders a fresh page for cache hits too and records any
   difference from the cached one in ``differences`` (and the log).
 """
@@ -48,10 +51,15 @@ class CachedPage:
     spec: PageSpec
 
 
+DECLARED_ONLY = frozenset({"user", "request", "url", "remote_ip"})  # cannot be probed: a key declares them
+
+
 def _label(kind: str, name: str | None) -> str:
     shown = {"args": "session_args"}.get(kind, kind)
     if kind in ("user", "request"):
         return f"ks.state.{shown}"
+    if kind in ("path", "url", "remote_ip"):
+        return f"ks.state.request.{kind}"
     return f"ks.state.{shown}[{name!r}]" if name is not None else f"ks.state.{shown} (iterated)"
 
 
@@ -60,7 +68,10 @@ def _perturbed(request: HTTPServerRequest, kind: str, name: str | None) -> HTTPS
     for key, value in request.headers.get_all():
         headers.add(key, value)
     uri = request.uri or "/"
-    if kind == "args":
+    if kind == "path":
+        query = request.uri.partition("?")[2] if request.uri else ""
+        uri = request.path.rstrip("/") + "/" + PROBE + ("?" + query if query else "")
+    elif kind == "args":
         args = {k: [v.decode("utf-8", "replace") for v in vs] for k, vs in request.query_arguments.items()}
         args[name or PROBE] = [PROBE]
         uri = request.path + "?" + urlencode(args, doseq=True)
@@ -86,7 +97,7 @@ def uncovered_reads(reads: set[tuple[str, str | None]], key_func: Callable[[Any]
     base = key_func(request)
     missing: list[str] = []
     for kind, name in sorted(reads, key=lambda r: (r[0], r[1] or "")):
-        if kind in ("user", "request"):
+        if kind in DECLARED_ONLY:
             if kind not in declared:
                 missing.append(_label(kind, name))
             continue
@@ -177,6 +188,10 @@ class ReuseCache:
             log.warning("reuse-sessions verify: %s", diff)
         self.differences.extend(diffs)
         return diffs
+
+    def discard(self, key: Hashable) -> None:
+        with self._lock:
+            self._pages.pop(key, None)
 
     def clear(self) -> None:
         with self._lock:

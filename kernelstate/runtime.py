@@ -8,14 +8,15 @@ in a kernel outside any served session that is the process-wide
 (:mod:`kernelstate.cache`), named tasks (:mod:`kernelstate.tasks`) and
 ``session_info`` (:data:`kernelstate.session.registry`).
 
-Reads of request values (``session_args``, ``headers``, ``cookies``,
-``request``, ``user``) are recorded on the session, so the reuse cache can
-tell when a page depends on the request.
+Request values (``session_args``, ``headers``, ``cookies``, ``request``,
+``user``) are read through the session's one :class:`~kernelstate.request.RecordedRequest`,
+which records every read, so the reuse cache can tell when a page depends on
+the request.
 """
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Hashable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
 from bokeh.document import Document
@@ -23,46 +24,13 @@ from bokeh.document import Document
 from .cache import Cache, cache
 from .context import current_session
 from .scheduling import PeriodicCallback
-from .session import RequestInfo, Session, hooks, registry
+from .request import RecordedRequest
+from .session import Session, hooks, registry
 from .tasks import ScheduledTask, tasks
 
 state_log = logging.getLogger("kernelstate.state")
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
            "error": logging.ERROR, "critical": logging.CRITICAL}
-
-
-class _Recorded(Mapping[str, Any]):
-    """A read-only view of a request mapping that records which keys the app read."""
-
-    def __init__(self, data: Mapping[str, Any], session: Session, kind: str) -> None:
-        self._data = data
-        self._session = session
-        self._kind = kind
-
-    def __getitem__(self, key: str) -> Any:
-        self._session.request_reads.add((self._kind, key))
-        return self._data[key]
-
-    def __contains__(self, key: object) -> bool:
-        self._session.request_reads.add((self._kind, str(key)))
-        return key in self._data
-
-    def __iter__(self) -> Iterator[str]:
-        self._session.request_reads.add((self._kind, None))
-        return iter(self._data)
-
-    def __len__(self) -> int:
-        self._session.request_reads.add((self._kind, None))
-        return len(self._data)
-
-    def __repr__(self) -> str:
-        self._session.request_reads.add((self._kind, None))
-        return repr(dict(self._data))
-
-
-def _recorded(kind: str) -> Mapping[str, Any]:
-    session = current_session()
-    return _Recorded(getattr(session.request_info, kind), session, kind)
 
 
 class State:
@@ -83,27 +51,24 @@ class State:
 
     @property
     def session_args(self) -> Mapping[str, list[bytes]]:
-        return _recorded("args")
+        return current_session().request.args
 
     @property
     def headers(self) -> Mapping[str, str]:
-        return _recorded("headers")
+        return current_session().request.headers
 
     @property
     def cookies(self) -> Mapping[str, str]:
-        return _recorded("cookies")
+        return current_session().request.cookies
 
     @property
     def user(self) -> str | None:
-        session = current_session()
-        session.request_reads.add(("user", None))
-        return session.request_info.user
+        return current_session().request.user
 
     @property
-    def request(self) -> RequestInfo:
-        session = current_session()
-        session.request_reads.add(("request", None))
-        return session.request
+    def request(self) -> RecordedRequest:
+        """The current session's request; every read through it is recorded (see :mod:`kernelstate.request`)."""
+        return current_session().request
 
     @property
     def template(self) -> Any:

@@ -25,13 +25,16 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from bokeh.document import Document
 
 from .context import activate
+from .request import Read, RecordedRequest, RequestInfo
+
+__all__ = ["RequestInfo", "Session", "KernelSession", "SessionRecord", "SessionRegistry", "registry", "hooks"]
 from .scheduling import Scheduler, _RateLimitedLog, callback_name
 
 log = logging.getLogger(__name__)
@@ -44,38 +47,6 @@ class Lifecycle(enum.Enum):
     DISCONNECTED = "disconnected"
     RECONNECTED = "reconnected"
     DESTROYED = "destroyed"
-
-
-@dataclass(frozen=True)
-class RequestInfo:
-    """What the app may know about the request that created its session.
-
-    ``args`` follows tornado: ``dict[str, list[bytes]]``.
-    """
-
-    args: Mapping[str, list[bytes]] = field(default_factory=dict)
-    headers: Mapping[str, str] = field(default_factory=dict)
-    cookies: Mapping[str, str] = field(default_factory=dict)
-    path: str = ""
-    url: str = ""
-    user: str | None = None
-    remote_ip: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "args": {k: [v.decode("utf-8", "replace") for v in vs] for k, vs in self.args.items()},
-            "headers": dict(self.headers), "cookies": dict(self.cookies),
-            "path": self.path, "url": self.url, "user": self.user, "remote_ip": self.remote_ip,
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> RequestInfo:
-        return cls(
-            args={k: [v.encode() for v in vs] for k, vs in data.get("args", {}).items()},
-            headers=dict(data.get("headers", {})), cookies=dict(data.get("cookies", {})),
-            path=data.get("path", ""), url=data.get("url", ""), user=data.get("user"),
-            remote_ip=data.get("remote_ip"),
-        )
 
 
 def new_session_id() -> str:
@@ -115,7 +86,6 @@ class SessionRecord:
     created: float
     rendered: float | None = None
     ended: float | None = None
-    user_agent: str | None = None
 
 
 class SessionRegistry:
@@ -132,13 +102,11 @@ class SessionRegistry:
         self._lock = threading.Lock()
         self.total = 0
 
-    def add(self, session: Session) -> None:
+    def add(self, session: Session, route: str) -> None:
+        """Register a live session of the app at ``route`` (records hold no request data)."""
         with self._lock:
             self._live[session.id] = session
-            self._records[session.id] = SessionRecord(
-                session.id, session.request_info.path, session.created_at,
-                user_agent=session.request_info.headers.get("User-Agent"),
-            )
+            self._records[session.id] = SessionRecord(session.id, route, session.created_at)
             self.total += 1
             self._trim()
 
@@ -189,14 +157,13 @@ class Session:
                  clock: Any = None) -> None:
         self.id = session_id or new_session_id()
         self.serial = next(_counter)
-        self.request_info = request or RequestInfo()
+        self.request = RecordedRequest(request)
         self.document: Document | None = document if document is not None else Document()
         self.config_overrides: dict[str, Any] = {}
         self.lifecycle = Lifecycle.CREATED
         self.created_at = time.time()
         self.scheduler = Scheduler(self, clock)
         self.destroyed_hooks: list[Callable[[Session], Any]] = []
-        self.request_reads: set[tuple[str, str | None]] = set()
         self.title: str | None = None
         self.servables: list[tuple[Any, str]] = []
         self._template: Any = None
@@ -207,15 +174,9 @@ class Session:
         self._destroy_listeners: list[Callable[[Session], None]] = []
 
     @property
-    def request(self) -> RequestInfo:
-        """The request that created this session.
-
-        Reading it counts as depending on all of it (like ``ks.state.request``), so
-        the reuse cache never serves a page built from it to another user. Framework
-        code that only looks (logging, bookkeeping) reads ``request_info``.
-        """
-        self.request_reads.add(("request", None))
-        return self.request_info
+    def request_reads(self) -> frozenset[Read]:
+        """What app code has read of :attr:`request` (the one holder of the request data)."""
+        return self.request.reads
 
     # -- lifecycle ------------------------------------------------------------
     @property

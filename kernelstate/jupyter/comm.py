@@ -238,7 +238,7 @@ class KernelDocuments:
         document.config.notify_connection_status = False
         with activate(session):
             document.add_root(component.get_model(document, session))
-        registry.add(session)
+        registry.add(session, "cell")
         hosted = HostedDocument(session, DocumentEndpoint(session), self.signer.token(doc_id, CELL_TOKEN_LIFETIME_S),
                                 "cell", _current_cell_id())
         self._docs[doc_id] = hosted
@@ -329,7 +329,8 @@ class KernelDocuments:
             comm.close(close_data(CloseCode.MALFORMED, "bad app request"))
             return
         session = Session(request, session_id=session_id, loop=asyncio.get_running_loop())
-        registry.add(session)
+        del request  # the session's RecordedRequest is its only holder from here on
+        registry.add(session, route)
         hooks.run_created(session)
         try:
             page = await FileApp(path, route).build(session)

@@ -60,11 +60,11 @@ class PageService:
         if reuse:
             key = self.reuse.key(app.route, self.key_func_for(app), request)
             cached = self.reuse.get(key) if key is not None else None
+            if cached is not None and reuse == "verify":
+                return await self._verified(app, info, cached, key, options)
             if cached is not None:
                 session_id = self.signer.new_session_id()
                 self.manager.add_pending(session_id, app, info, expiration)
-                if reuse == "verify":
-                    await self._verify(app, info, cached)
                 return cached.html.replace(TOKEN_PLACEHOLDER, self.signer.token(session_id, expiration))
         session_id = self.signer.new_session_id()
         entry = await self.manager.create(app, info, session_id)
@@ -80,17 +80,21 @@ class PageService:
                                     CachedPage(html, entry.host.page))
         return html.replace(TOKEN_PLACEHOLDER, self.signer.token(session_id, expiration))
 
-    async def _verify(self, app: AppSpec, info: RequestInfo, cached: CachedPage) -> None:
+    async def _verified(self, app: AppSpec, info: RequestInfo, cached: CachedPage, key: Hashable,
+                        options: PageOptions) -> str:
+        """Verify mode: render a fresh session and serve the cached page only if it is the same.
+
+        A difference is reported (``reuse.differences`` and the log), the key is
+        dropped from the cache and the fresh page is served, so verify mode never
+        shows a page that a fresh render would not.
+        """
         session_id = self.signer.new_session_id()
-        try:
-            entry = await self.manager.create(app, info, session_id)
-        except AppLoadError as exc:
-            self.reuse.differences.append(f"{app.route}: fresh render failed: {exc}")
-            return
-        try:
-            self.reuse.compare(app.route, cached.spec, entry.host.page)
-        finally:
-            self.manager.destroy(session_id)
+        entry = await self.manager.create(app, info, session_id)
+        token = self.signer.token(session_id, self.token_expiration_s)
+        if self.reuse.compare(app.route, cached.spec, entry.host.page):
+            self.reuse.discard(key)
+            return render_page(entry.host.page, token, options)
+        return cached.html.replace(TOKEN_PLACEHOLDER, token)
 
 
 def busy_page(exc: SessionLimitError, root_url: str) -> str:

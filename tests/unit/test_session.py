@@ -100,7 +100,7 @@ def test_session_info_tracks_created_rendered_ended() -> None:
     """session_info counts sessions and records their times."""
     before = ks.state.session_info["total"]
     s = Session(RequestInfo(path="/x"))
-    registry.add(s)
+    registry.add(s, "/")
     s.mark_loaded()
     info = ks.state.session_info
     assert info["total"] == before + 1
