@@ -124,6 +124,22 @@ class ListedApp:
     title: str
 
 
+def _is_app_text(text: str) -> bool:
+    return "kernelstate" in text and "servable" in text
+
+
+def is_app_file(path: str, max_bytes: int = 2_000_000) -> bool:
+    """Whether ``path`` is a kernelstate app (what the index lists): it uses kernelstate and marks
+    something ``.servable()``. Blocking: run it in a thread."""
+    try:
+        if os.path.getsize(path) > max_bytes:
+            return False
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return _is_app_text(f.read())
+    except OSError:
+        return False
+
+
 def list_apps(root_dir: str, max_depth: int = 4, max_files: int = 2000, max_bytes: int = 2_000_000) -> list[ListedApp]:
     """Notebooks and scripts under the root that mark something ``.servable()`` with kernelstate.
 
@@ -153,7 +169,7 @@ def list_apps(root_dir: str, max_depth: int = 4, max_files: int = 2000, max_byte
                     text = f.read()
             except OSError:
                 continue
-            if "kernelstate" in text and "servable" in text:
+            if _is_app_text(text):
                 rel = os.path.relpath(path, root).replace(os.sep, "/")
                 found.append(ListedApp(rel, _title(Path(name))))
     return found

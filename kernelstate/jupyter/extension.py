@@ -75,6 +75,9 @@ class KernelstateApp(ExtensionApp):
         "path). Set it in jupyter_server_config.py; an app's own ks.extension(session_key_func=...) "
         "runs in its kernel and cannot key this server's cache.")).tag(config=True)
     reuse_sessions_max_keys = Integer(32, min=1, help="How many pages the reuse cache keeps.").tag(config=True)
+    max_sessions_per_user = Integer(8, min=1, help=(
+        "Most app sessions (each a kernel) one signed-in user may have at once; further page "
+        "requests get 503. Requests authenticated with the server's token are not counted.")).tag(config=True)
     max_sessions = Integer(None, allow_none=True, help=(
         "Most app sessions (and so app kernels) at once; further page requests get 503.")).tag(config=True)
     app_startup_timeout_s = Float(60.0, help=(
@@ -142,6 +145,10 @@ class KernelstateApp(ExtensionApp):
     def allow_hidden(self) -> bool:
         assert self.serverapp is not None
         return bool(getattr(self.serverapp.contents_manager, "allow_hidden", False))
+
+    def sessions_of(self, user: str | None) -> int:
+        """How many live app sessions ``user`` owns."""
+        return sum(1 for e in self.manager.entries() if e.host.owner == user)
 
     def default_kernel_name(self) -> str:
         assert self.serverapp is not None

@@ -23,6 +23,7 @@ import json
 import logging
 import time
 import traceback
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -39,10 +40,12 @@ from ..errors import AppLoadError
 from ..sync import CloseCode
 from ..web.manager import SessionEntry, SessionLimitError
 from ..web.page import render_message
+from ..web.crosssite import is_cross_site
 from ..web.pages import app_failed_page, busy_page
 from ..web.socket import BokehSocket, SessionSocket
 from ..web.static import ConfinedStaticHandler
-from .apps import AppPathError, KernelApp, app_request_info, list_apps, notebook_kernel_name, resolve_app_path
+from .apps import (AppPathError, KernelApp, app_request_info, is_app_file, list_apps, notebook_kernel_name,
+                   resolve_app_path)
 from .relay import AppKernelError, KernelGoneError, KernelHost, RelayedConnection
 
 if TYPE_CHECKING:
@@ -89,10 +92,19 @@ class AppPageHandler(_Extension, JupyterHandler):
     @authorized("execute", "kernels")
     async def get(self, api_path: str) -> None:
         ks = self.ks
-        try:
-            path = resolve_app_path(ks.root_dir, api_path, ks.allow_hidden)
-        except AppPathError as exc:
-            raise web.HTTPError(exc.status, "app path %r refused: %s", api_path[:200], exc, reason=str(exc)) from None
+        path = await self._app_file(api_path)
+        if is_cross_site(self.request):
+            # A link on another site must not run code as the signed-in user: ask first, same-origin.
+            self._confirm(api_path)
+            return
+        user = getattr(self.current_user, "username", None)
+        if not self.token_authenticated and ks.sessions_of(user) >= ks.max_sessions_per_user:
+            log.warning("user %s is at the limit of %d app sessions", user, ks.max_sessions_per_user)
+            self.set_status(503, "Too many sessions")
+            self.set_header("Retry-After", "10")
+            self.finish(busy_page(SessionLimitError(f"you already have {ks.max_sessions_per_user} app sessions "
+                                                    "(close some tabs)"), self.ks_root))
+            return
         kernel_name = self.get_query_argument("kernel", None) or notebook_kernel_name(path) or ks.default_kernel_name()
         specs = await ensure_async(self.kernel_spec_manager.find_kernel_specs())
         if kernel_name not in specs:
@@ -118,6 +130,41 @@ class AppPageHandler(_Extension, JupyterHandler):
             return
         self.set_header("Content-Type", "text/html; charset=UTF-8")
         self.finish(html)
+
+
+    @web.authenticated
+    @authorized("execute", "kernels")
+    async def post(self, api_path: str) -> None:
+        """The confirmation of a cross-site link (Jupyter has checked ``_xsrf``): run it, same-origin."""
+        await self._app_file(api_path)
+        self.redirect(self.request.uri or self.request.path, status=303)
+
+    async def _app_file(self, api_path: str) -> Path:
+        """The app's file; 403/404 for paths outside the root and files that are not kernelstate apps."""
+        ks = self.ks
+        try:
+            path = resolve_app_path(ks.root_dir, api_path, ks.allow_hidden)
+        except AppPathError as exc:
+            raise web.HTTPError(exc.status, "app path %r refused: %s", api_path[:200], exc, reason=str(exc)) from None
+        if not await asyncio.get_running_loop().run_in_executor(None, is_app_file, str(path)):
+            raise web.HTTPError(404, "%s is not a kernelstate app (no .servable())", api_path[:200],
+                                reason="Not a kernelstate app")
+        return path
+
+    def _confirm(self, api_path: str) -> None:
+        user = getattr(self.current_user, "name", None) or getattr(self.current_user, "username", "you")
+        log.warning("cross-site request for app %s (Sec-Fetch-Site=%s, Referer=%s): asking %s to confirm",
+                    api_path[:200], self.request.headers.get("Sec-Fetch-Site"),
+                    (self.request.headers.get("Referer") or "")[:200], user)
+        self.set_header("Cache-Control", "no-store")
+        self.finish(render_message(
+            "Run this app?", f"Run {api_path} as {user}?",
+            [f"A link from another site asks to run the app {api_path} in a new kernel, as {user}, "
+             "with the arguments in its URL. Run it only if you trust the link."],
+            self.ks_root,
+            form={"action": self.request.uri, "fields": {"_xsrf": self.xsrf_token.decode("ascii")},
+                  "button": "Run the app", "cancel": self.ks_root},
+        ))
 
 
 class _RelayWebSocket(_Extension):
@@ -236,30 +283,40 @@ class PingHandler(_Extension, APIHandler):
                                 "comms": sum(r.comm_count for r in relays), "pool_ready": self.ks.pool.ready_count}))
 
 
-class SessionsHandler(_Extension, APIHandler):
-    """``api/sessions``: the served app sessions of this server."""
+class _SessionsAPI(_Extension, APIHandler):
+    """A user sees and ends only the sessions they opened (the server token sees all)."""
 
     auth_resource = "kernels"
+
+    def visible(self, entry: SessionEntry) -> bool:
+        if self.token_authenticated:
+            return True
+        return entry.host.owner == getattr(self.current_user, "username", object())
+
+
+class SessionsHandler(_SessionsAPI):
+    """``api/sessions``: the caller's served app sessions."""
 
     @web.authenticated
     @authorized("read", "kernels")
     async def get(self) -> None:
         now = time.monotonic()
         self.finish(json.dumps([{
-            "id": e.id, "path": e.app.route.removeprefix("/apps/"), "kernel_id": e.host.kernel_id if isinstance(e.host, KernelHost) else None,
+            "id": e.id, "path": e.app.route.removeprefix("/apps/"),
+            "kernel_id": e.host.kernel_id if isinstance(e.host, KernelHost) else None,
             "connections": e.connections, "age_s": round(now - e.created, 1),
-        } for e in self.ks.manager.entries()]))
+        } for e in self.ks.manager.entries() if self.visible(e)]))
 
 
-class SessionHandler(_Extension, APIHandler):
-    """``api/sessions/<id>`` DELETE: end a session now (its kernel is shut down)."""
-
-    auth_resource = "kernels"
+class SessionHandler(_SessionsAPI):
+    """``api/sessions/<id>`` DELETE: end one of the caller's sessions now (its kernel is shut down)."""
 
     @web.authenticated
     @authorized("write", "kernels")
     async def delete(self, session_id: str) -> None:
-        if not self.ks.manager.destroy(session_id, CloseCode.SESSION_EXPIRED, "the session was ended on the server"):
+        entry = self.ks.manager.get(session_id)
+        if entry is None or not self.visible(entry):  # another user's session is not even said to exist
             raise web.HTTPError(404, "no session %s", session_id[:80], reason="Unknown session")
+        self.ks.manager.destroy(session_id, CloseCode.SESSION_EXPIRED, "the session was ended on the server")
         self.set_status(204)
         self.finish()

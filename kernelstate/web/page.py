@@ -60,11 +60,16 @@ def render_page(spec: PageSpec, token: str, options: PageOptions) -> str:
 
 
 def render_message(title: str, heading: str, paragraphs: list[str], root_url: str = "./",
-                   detail: str | None = None, links: list[dict[str, Any]] | None = None) -> str:
-    """A plain page: an error, an index of apps, a notice."""
+                   detail: str | None = None, links: list[dict[str, Any]] | None = None,
+                   form: dict[str, Any] | None = None) -> str:
+    """A plain page: an error, an index of apps, a notice, a confirmation.
+
+    ``form`` (``action``, hidden ``fields``, ``button`` label, ``cancel`` URL) adds a POST form.
+    Every value is HTML-escaped by the template.
+    """
     return environment().get_template("message.html").render(
         title=title, heading=heading, paragraphs=paragraphs, detail=detail, links=links or [],
-        ks_static=root_url + "ks-static/",
+        ks_static=root_url + "ks-static/", form=form,
     )
 
 

@@ -20,7 +20,6 @@ from typing import Any
 
 from tornado.httputil import HTTPServerRequest
 
-from ..errors import AppLoadError
 from ..loading import AppSpec
 from ..reuse import CachedPage, ReuseCache
 from ..session import RequestInfo
