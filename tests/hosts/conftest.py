@@ -31,8 +31,8 @@ from urllib.error import URLError
 from urllib.request import Request, urlopen
 
 import pytest
+from host_drivers import HOSTS, CellDriver, HostDriver, ServedDriver
 
-from drivers import CellDriver, HostDriver, ServedDriver
 from kernelstate.testing.plugin import ServeProcess, start_serve_process
 
 APPS = Path(__file__).resolve().parent / "apps"
@@ -156,9 +156,6 @@ def cell_kernel(jupyter: JupyterProcess) -> Iterator[str]:
     kernel_id = str(jupyter.api("api/kernels", "POST", {"name": "python3"})["id"])
     yield kernel_id
     jupyter.api(f"api/kernels/{kernel_id}", "DELETE")
-
-
-HOSTS = ["standalone", "jupyter-app", "cell"]
 
 
 @pytest.fixture(params=HOSTS)

@@ -1,4 +1,4 @@
-"""One behaviour spec, run in every host (see drivers.py for the hosts and the driver interface).
+"""One behaviour spec, run in every host (see host_drivers.py for the hosts and the driver interface).
 
 Which behaviour applies to which host (a dash: does not apply, and why):
 
@@ -33,10 +33,9 @@ from typing import Any
 
 import pytest
 from bokeh.events import DocumentReady
-from bokeh.models import Button, Slider
+from bokeh.models.widgets import Button, Slider
+from host_drivers import HOSTS, HostDriver
 
-from conftest import HOSTS
-from drivers import HostDriver
 from kernelstate.testing.client import ProtocolClient
 
 NOT_APPLICABLE = {

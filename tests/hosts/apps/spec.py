@@ -29,20 +29,23 @@ def build():
     def on_start(event):
         sid = ks.state.session_id
         ticks = [0]
+        # The callbacks close over all they use: a destroyed session's app namespace is
+        # cleared, so a tick reading globals would fail rather than show it still runs.
+        ticks_path, partial, destroyed_path = (MARKS / f"{sid}.{kind}" for kind in ("ticks", "ticks.partial", "destroyed"))
+        replace, state = os.replace, ks.state
 
         def tick():
             ticks[0] += 1
-            partial = MARKS / f"{sid}.ticks.partial"
             partial.write_text(str(ticks[0]))
-            os.replace(partial, MARKS / f"{sid}.ticks")   # the test never reads a half-written count
+            replace(partial, ticks_path)   # the test never reads a half-written count
 
         def destroyed(session):
-            with open(MARKS / f"{sid}.destroyed", "a") as f:
-                f.write(f"{session.id} {ks.state.session_id}\n")
+            with destroyed_path.open("a") as f:
+                f.write(f"{session.id} {state.session_id}\n")
 
         ks.state.add_periodic_callback(tick, period=100)
         ks.state.on_session_destroyed(destroyed)
-        ks.state.onload(lambda: setattr(loaded, "object", f"onload {ks.state.session_id}"))
+        ks.state.onload(lambda: setattr(loaded, "object", f"onload {state.session_id}"))
         who.object = f"session {sid}"
 
     start.on_click(on_start)

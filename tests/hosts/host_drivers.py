@@ -29,6 +29,7 @@ from kernelstate.jupyter.wire import MIME_TYPE
 from kernelstate.testing.client import ProtocolClient
 
 TIMEOUT_S = 60.0
+HOSTS = ["standalone", "jupyter-app", "cell"]
 
 
 class HostDriver(Protocol):
