@@ -15,8 +15,9 @@ name are all seen) and reports two kinds of violation:
   access on a name bound to another module of the package or to something
   imported from one (``session._registry``, ``Session._counter`` after
   ``from .session import Session``), or to an instance of a class imported
-  from one: a name assigned from calling it (``server = Server(...)``) or a
-  parameter annotated with it (``def f(server: Server)``). Other instances
+  from one: a name assigned from calling it (``server = Server(...)``), a
+  parameter annotated with it (``def f(server: Server)``) or the call itself
+  (``Server(...)._stopped``). Other instances
   (``obj._x`` for an ``obj`` from anywhere else) are not tracked: the checker
   knows only what imports, calls of imported classes and annotations bind, and
   it does not follow scopes (a name counts as bound from its binding onwards).
@@ -225,6 +226,10 @@ class _ModuleChecker(ast.NodeVisitor):
         self.generic_visit(node)
 
     def visit_Attribute(self, node: ast.Attribute) -> None:
+        if _is_private(node.attr) and isinstance(node.value, ast.Call):
+            cls = self._foreign_class(node.value.func)   # Markdown(...)._to_model
+            if cls is not None:
+                self.violations.add(Violation(self.module, node.lineno, "private-name", f"{cls}.{node.attr}"))
         dotted = _dotted(node.value)
         if dotted is not None and _is_private(node.attr):
             root, _, rest = dotted.partition(".")

@@ -43,14 +43,15 @@ def test_type_checking_imports_are_flagged(found: dict[str, set[tuple[int, str, 
 
 def test_cross_module_private_attribute_access_is_flagged(found: dict[str, set[tuple[int, str, str]]]) -> None:
     """``mod._x`` through a module alias, an absolute alias, an imported class, a dotted path, or an
-    instance of an imported class (annotated parameter or call result) is flagged."""
+    instance of an imported class (annotated parameter, assigned call result, the call itself) is flagged."""
     assert found["fakepkg.private_attr"] == {(19, "private-name", "fakepkg.session._registry"),
                                              (20, "private-name", "fakepkg.session._registry"),
                                              (21, "private-name", "fakepkg.session.Session._counter"),
                                              (22, "private-name", "fakepkg.session._registry"),
                                              (26, "private-name", "fakepkg.session.Session._id"),
                                              (27, "private-name", "fakepkg.session.Session._id"),
-                                             (29, "private-name", "fakepkg.session.Session._id")}
+                                             (29, "private-name", "fakepkg.session.Session._id"),
+                                             (30, "private-name", "fakepkg.session.Session._id")}
 
 
 def test_edge_modules_may_import_jupyter_but_not_privates(found: dict[str, set[tuple[int, str, str]]]) -> None:
