@@ -8,7 +8,8 @@ module-scoped and started only if a test of the module asks for it:
   kernels), rooted at the same apps directory;
 - ``cell_kernel``: one kernel of that server, in which cells display the apps.
 
-Sessions end fast (an unused session lives 1.5 s), so the spec can watch them end.
+Sessions end fast (an unused session lives 3 s: long enough for a tab to reconnect on
+a loaded machine), so the spec can watch them end.
 The apps write to ``$KS_HOSTS_MARKS`` (a directory the test reads), set in
 the environment of both servers and so of their kernels.
 """
@@ -36,7 +37,7 @@ from host_drivers import HOSTS, CellDriver, HostDriver, ServedDriver
 from kernelstate.testing.plugin import ServeProcess, start_serve_process
 
 APPS = Path(__file__).resolve().parent / "apps"
-UNUSED_SESSION_LIFETIME_MS = 1500
+UNUSED_SESSION_LIFETIME_MS = 3000
 CHECK_UNUSED_SESSIONS_MS = 250
 OTHER_EXTENSIONS = ("jupyterlab", "notebook", "notebook_shim", "jupyter_lsp", "jupyter_server_proxy",
                     "jupyter_server_terminals")
