@@ -8,6 +8,10 @@ module-scoped and started only if a test of the module asks for it:
   kernels), rooted at the same apps directory;
 - ``cell_kernel``: one kernel of that server, in which cells display the apps.
 
+The Jupyter server is a real ``jupyter server`` process rather than pytest-jupyter's
+``jp_serverapp``, whose fixtures are per test: one server per module keeps the run
+short, and the extension is loaded from config and started by the server itself.
+
 Sessions end fast (an unused session lives 3 s: long enough for a tab to reconnect on
 a loaded machine), so the spec can watch them end.
 The apps write to ``$KS_HOSTS_MARKS`` (a directory the test reads), set in
@@ -34,6 +38,7 @@ from urllib.request import Request, urlopen
 import pytest
 from host_drivers import HOSTS, CellDriver, HostDriver, ServedDriver
 
+from kernelstate.testing.jupyter import server_config
 from kernelstate.testing.plugin import ServeProcess, start_serve_process
 
 APPS = Path(__file__).resolve().parent / "apps"
@@ -112,14 +117,13 @@ def start_jupyter(root: Path, home: Path, marks: Path, timeout_s: float = 90.0) 
     port = _free_port()
     config = home / "config"
     config.mkdir()
-    (config / "jupyter_server_config.json").write_text(json.dumps({
-        # Only the extension under test: the others installed in the venv would slow every start.
-        "ServerApp": {"jpserver_extensions": {"kernelstate.jupyter": True, **{name: False for name in OTHER_EXTENSIONS}},
-                      "open_browser": False, "allow_root": True},
-        "KernelstateApp": {"kernel_pool_size": 2, "reuse_sessions": True, "kernel_poll_interval_ms": 200,
-                           "unused_session_lifetime_ms": UNUSED_SESSION_LIFETIME_MS,
-                           "check_unused_sessions_ms": CHECK_UNUSED_SESSIONS_MS},
-    }))
+    # The extension as the Jupyter tests load it, but alone: the other extensions installed in
+    # the venv would slow every start.
+    extensions = {"kernelstate.jupyter": True, **{name: False for name in OTHER_EXTENSIONS}}
+    (config / "jupyter_server_config.json").write_text(json.dumps(server_config(
+        {"jpserver_extensions": extensions, "open_browser": False, "allow_root": True},
+        kernel_pool_size=2, reuse_sessions=True, unused_session_lifetime_ms=UNUSED_SESSION_LIFETIME_MS,
+        check_unused_sessions_ms=CHECK_UNUSED_SESSIONS_MS)))
     env = {**os.environ, "JUPYTER_CONFIG_DIR": str(config), "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
            "JUPYTER_DATA_DIR": str(home / "data"), "PYTHONUNBUFFERED": "1", "KS_HOSTS_MARKS": str(marks)}
     log_path = home / "server.log"
@@ -161,19 +165,17 @@ def cell_kernel(jupyter: JupyterProcess) -> Iterator[str]:
 
 @pytest.fixture(params=HOSTS)
 def host_name(request: pytest.FixtureRequest) -> str:
+    """Every host; a test narrows this with ``@pytest.mark.parametrize("host_name", hosts_for(...))``."""
     return str(request.param)
 
 
 @pytest.fixture
-def host(host_name: str, request: pytest.FixtureRequest, apps_root: Path) -> Iterator[HostDriver]:
+def host(host_name: str, request: pytest.FixtureRequest, apps_root: Path) -> HostDriver:
     """A driver for the host under test; its service is started on first use in the module."""
     if host_name == "standalone":
         proc: ServeProcess = request.getfixturevalue("standalone")
-        yield ServedDriver(host_name, proc.url.rstrip("/") + "/", "", {})
-    elif host_name == "jupyter-app":
-        server: JupyterProcess = request.getfixturevalue("jupyter")
-        yield ServedDriver(host_name, server.base_url + "kernelstate/apps/", ".py", server.headers)
-    else:
-        server = request.getfixturevalue("jupyter")
-        kernel_id: str = request.getfixturevalue("cell_kernel")
-        yield CellDriver(server.base_url, kernel_id, server.headers, apps_root)
+        return ServedDriver(host_name, proc.url.rstrip("/") + "/", "", {})
+    server: JupyterProcess = request.getfixturevalue("jupyter")
+    if host_name == "jupyter-app":
+        return ServedDriver(host_name, server.base_url + "kernelstate/apps/", ".py", server.headers)
+    return CellDriver(server.base_url, request.getfixturevalue("cell_kernel"), server.headers, apps_root)
