@@ -11,6 +11,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .limits import MessageLimits
 from .loading import PageSpec
 from .session import RequestInfo, Session, hooks, registry
 from .sync import DEFAULT_MAX_MESSAGE_BYTES, CloseCode, Connection, DocumentEndpoint, Fragment
@@ -49,16 +50,18 @@ class DocumentHost(Protocol):
 class InProcessHost:
     """A Session whose Document lives in this process, served by a DocumentEndpoint."""
 
-    def __init__(self, session: Session, page: PageSpec, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
+    def __init__(self, session: Session, page: PageSpec, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+                 limits: MessageLimits | None = None) -> None:
         self.session = session
         self.session_id = session.id
         self.page = page
-        self.endpoint = DocumentEndpoint(session, max_message_bytes)
+        self.endpoint = DocumentEndpoint(session, max_message_bytes, limits)
 
     @classmethod
     async def create(cls, app: AppSpec, request: RequestInfo, session_id: str,
                      loop: asyncio.AbstractEventLoop | None = None,
-                     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> InProcessHost:
+                     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+                     limits: MessageLimits | None = None) -> InProcessHost:
         """Create a session for ``request``: created hooks, then the app's code."""
         session = Session(request, session_id=session_id, loop=loop or asyncio.get_running_loop())
         registry.add(session)
@@ -68,7 +71,7 @@ class InProcessHost:
         except BaseException:
             session.destroy()
             raise
-        return cls(session, page, max_message_bytes)
+        return cls(session, page, max_message_bytes, limits)
 
     def attach(self, conn: Connection) -> None:
         self.endpoint.attach(conn)
