@@ -198,16 +198,11 @@ class ProtocolClient:
 
     async def request(self, message: Any) -> Any:
         """Send a message and wait for the reply to it (OK, ERROR, ...)."""
-        return await self.request_frames(message_frames(message))
-
-    async def request_frames(self, frames: list[str | bytes]) -> Any:
-        """Send a message given as raw frames (a JSON header with ``msgid`` first) and wait for
-        the reply to it; raises :class:`ClosedError` if the server closes the connection instead."""
         if self.ws is None:
             raise ClosedError(self.close_code, self.close_reason)
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._replies[json.loads(frames[0])["msgid"]] = fut
-        await self.send_frames(frames)
+        self._replies[message.header["msgid"]] = fut
+        await self.send_frames(message_frames(message))
         return await asyncio.wait_for(fut, self.timeout)
 
     async def send_frames(self, frames: list[str | bytes]) -> None:

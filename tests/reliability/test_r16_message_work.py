@@ -25,10 +25,15 @@ from typing import Any
 
 import psutil
 from bokeh.models import TextInput
+from bokeh.protocol import Protocol
+from bokeh.protocol.message import Message
 
+from kernelstate.sync import message_frames
 from kernelstate.testing import ClosedError, ProtocolClient
 
 from .conftest import fetch, percentile, run, wait_until
+
+protocol = Protocol()
 
 APP = '''"""Message work"""
 import kernelstate as ks
@@ -47,11 +52,11 @@ def serve(ks_serve_process: Any, tmp_path: Path, *args: str) -> tuple[Any, str]:
     return proc, proc.url.rstrip("/") + "/work"
 
 
-def patch_frames(target_id: str, new: Any) -> list[str | bytes]:
-    """A raw PATCH-DOC setting ``tags`` (any JSON, models included) of model ``target_id``."""
+def patch_message(target_id: str, new: Any) -> Message[Any]:
+    """A PATCH-DOC setting ``tags`` (any JSON, models included) of model ``target_id``, as sent."""
     content = {"events": [{"kind": "ModelChanged", "model": {"id": target_id}, "attr": "tags", "new": new}]}
     header = {"msgid": uuid.uuid4().hex, "msgtype": "PATCH-DOC", "num_buffers": 0}
-    return [json.dumps(header), "{}", json.dumps(content)]
+    return protocol.assemble(json.dumps(header), "{}", json.dumps(content))
 
 
 def definitions(names: list[str]) -> list[dict[str, str]]:
@@ -59,11 +64,11 @@ def definitions(names: list[str]) -> list[dict[str, str]]:
     return [{"type": "object", "name": name, "id": f"evil-{prefix}-{i}"} for i, name in enumerate(names)]
 
 
-async def send_and_wait(tab: ProtocolClient, frames: list[str | bytes]) -> tuple[str, float]:
-    """Send a raw message; ("OK" | "ERROR" | "closed <code>", seconds until the answer)."""
+async def send_and_wait(tab: ProtocolClient, message: Message[Any]) -> tuple[str, float]:
+    """Send a message; ("OK" | "ERROR" | "closed <code>", seconds until the answer)."""
     t0 = time.perf_counter()
     try:
-        reply = await tab.request_frames(frames)
+        reply = await tab.request(message)
     except ClosedError as exc:
         return f"closed {exc.code}", time.perf_counter() - t0
     return str(reply.msgtype), time.perf_counter() - t0
@@ -103,8 +108,8 @@ def test_a_message_defining_25000_models_is_refused_and_other_tabs_keep_working(
     async def main() -> None:
         async with ProtocolClient(url, timeout=60) as victim, ProtocolClient(url, timeout=60) as attacker:
             rss0 = server.memory_info().rss / 2**20
-            hostile = patch_frames(attacker.find(TextInput)[0].id, definitions(["Div"] * 25_000))
-            stop, rtts = asyncio.Event(), []
+            hostile = patch_message(attacker.find(TextInput)[0].id, definitions(["Div"] * 25_000))
+            stop, rtts = asyncio.Event(), list[float]()
             other = asyncio.ensure_future(round_trips(victim, stop, rtts))
             await asyncio.sleep(0.3)
             outcome, seconds = await send_and_wait(attacker, hostile)
@@ -112,7 +117,8 @@ def test_a_message_defining_25000_models_is_refused_and_other_tabs_keep_working(
             stop.set()
             await other
             rss1 = server.memory_info().rss / 2**20
-            figures("hostile message", f"{len(hostile[2]) / 2**20:.2f} MB -> {outcome} after {seconds * 1000:.0f} ms")
+            figures("hostile message", f"{len(hostile.content_json) / 2**20:.2f} MB -> {outcome} "
+                                       f"after {seconds * 1000:.0f} ms")
             figures("other tab round trip p50/p99/max ms during it",
                     f"{ms(rtts)}/{max(rtts) * 1000:.1f}")
             figures("server RSS growth MB", f"{rss1 - rss0:+.1f}")
@@ -130,27 +136,26 @@ def test_a_message_defining_25000_models_is_refused_and_other_tabs_keep_working(
     run(main)
 
 
-def worst_accepted(target_id: str, limits: Any = None) -> list[str | bytes]:
+def worst_accepted(target_id: str, limits: Any = None) -> Message[Any]:
     """A PATCH-DOC at every limit at once (default limits): the heaviest model class that fits plus
     ``Div`` s up to ``models``, ``references`` references, nesting to ``depth``, ints up to ``values``."""
-    from kernelstate.limits import MessageLimits, check_patch, count_values, model_weight
+    from kernelstate import limits as work
 
-    limits = limits or MessageLimits()
+    limits = limits or work.MessageLimits()
     heavy = max(["DatetimeAxis", "Plot", "TimedeltaAxis", "RangeTool", "Div"],
-                key=lambda n: model_weight(n) if model_weight(n) <= limits.models else 0)
-    names = [heavy] + ["Div"] * (limits.models - model_weight(heavy))
+                key=lambda n: work.model_weight(n) if work.model_weight(n) <= limits.models else 0)
+    names = [heavy] + ["Div"] * (limits.models - work.model_weight(heavy))
     nested: Any = 0
     for _ in range(limits.depth - 4):  # depth counts objects and arrays: content > events > event > new > ...
         nested = [nested]
     # The event's own {"id": target} is one of the references.
     new: list[Any] = [*definitions(names), *[{"id": target_id}] * (limits.references - 1), nested]
-    frames = patch_frames(target_id, new)
-    used = sum(count_values(f) for f in frames)
+    used = sum(work.count_values(f) for f in message_frames(patch_message(target_id, new)))
     new.extend(range(limits.values - used - 2))
-    frames = patch_frames(target_id, new)
-    check_patch(json.loads(frames[2]), limits)  # accepted, and right at the limits:
-    assert limits.values - 4 <= sum(count_values(f) for f in frames) <= limits.values
-    return frames
+    message = patch_message(target_id, new)
+    work.check_patch(message.content, limits)  # accepted, and right at the limits:
+    assert limits.values - 4 <= sum(work.count_values(f) for f in message_frames(message)) <= limits.values
+    return message
 
 
 def test_the_worst_accepted_message_leaves_other_tabs_responsive(
@@ -162,7 +167,7 @@ def test_the_worst_accepted_message_leaves_other_tabs_responsive(
     live_url = proc.url.rstrip("/") + "/liveness"
 
     async def measure(victim: ProtocolClient, seconds: float) -> tuple[list[float], list[float]]:
-        stop, rtts, lives = asyncio.Event(), [], []
+        stop, rtts, lives = asyncio.Event(), list[float](), list[float]()
         tasks = [asyncio.ensure_future(round_trips(victim, stop, rtts)),
                  asyncio.ensure_future(liveness(live_url, stop, lives))]
         await asyncio.sleep(seconds)
@@ -199,7 +204,7 @@ def test_the_worst_accepted_message_leaves_other_tabs_responsive(
             await attacking
             await asyncio.sleep(1.0)
             rss1 = server.memory_info().rss / 2**20
-            size = sum(len(f) for f in worst_accepted(target))
+            size = sum(len(f) for f in message_frames(worst_accepted(target)))
             figures("worst accepted message", f"{size / 1024:.0f} KB, answered alone in "
                                               f"{' '.join(f'{x * 1000:.0f}' for x in sorted(alone))} ms; "
                                               f"{len(served)} sent back to back in 4 s")
@@ -241,11 +246,12 @@ def test_each_limit_is_configurable_and_named_in_the_close(ks_serve_process: Any
             for index, expected in ((0, "OK"), (1, "closed 4009")):
                 async with ProtocolClient(url) as tab:
                     target = tab.find(TextInput)[0].id
-                    outcome, _ = await send_and_wait(tab, patch_frames(target, cases(target)[name][index]))
+                    outcome, _ = await send_and_wait(tab, patch_message(target, cases(target)[name][index]))
                     assert outcome == expected, (name, outcome, tab.errors)
                     if expected != "OK":
                         assert name in (tab.close_reason or ""), tab.close_reason
-                        assert wait_until(lambda n=name, s=tab.session_id: any(
-                            f"{n} limit" in x and f"session={s}" in x for x in proc.output), 5), proc.log_text()[-1500:]
+                        logged = f"{name} limit", f"session={tab.session_id}"
+                        assert wait_until(lambda: any(all(p in x for p in logged) for x in proc.output), 5), \
+                            proc.log_text()[-1500:]
 
     run(main)
