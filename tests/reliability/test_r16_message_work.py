@@ -10,7 +10,9 @@ decodes it (:class:`kernelstate.limits.MessageLimits`):
   the session, while another tab's round trips stay fast and RSS stays flat;
 - a client sending the worst message the limits accept, back to back, leaves
   other tabs' round trips and ``/liveness`` far from stalled (figures: p50/p99
-  quiet vs under attack, the worst message's service time, RSS before/after);
+  quiet vs under attack, the worst message's service time, RSS before/after):
+  its service time is bounded by the limits, and after each such message its
+  connection waits as long, so it gets at most half the loop;
 - each limit is configurable with ``--message-limit NAME=N`` and names itself
   in the close reason and the log line.
 """
@@ -212,7 +214,7 @@ def test_the_worst_accepted_message_leaves_other_tabs_responsive(
             figures("/liveness p50/p99 ms: quiet -> under attack", f"{ms(quiet_live)} -> {ms(lives)}")
             figures("server RSS MB before/after the attack", f"{rss0:.0f}/{rss1:.0f}")
             assert set(outcomes) == {"OK"}, outcomes[-3:]
-            assert len(served) >= 5, "the attacker barely got a message through"
+            assert len(served) >= 3, "the attacker barely got a message through"
             assert percentile(rtts, 99) < 1.0 and percentile(lives, 99) < 1.0, (ms(rtts), ms(lives))
             assert rss1 - rss0 < 100, f"the server grew {rss1 - rss0:.0f} MB"
 
