@@ -252,8 +252,10 @@ def test_each_limit_is_configurable_and_named_in_the_close(ks_serve_process: Any
                     assert outcome == expected, (name, outcome, tab.errors)
                     if expected != "OK":
                         assert name in (tab.close_reason or ""), tab.close_reason
-                        logged = f"{name} limit", f"session={tab.session_id}"
-                        assert wait_until(lambda: any(all(p in x for p in logged) for x in proc.output), 5), \
-                            proc.log_text()[-1500:]
+                        logged = (f"{name} limit", f"session={tab.session_id}")
+
+                        def seen(parts: tuple[str, str] = logged) -> bool:
+                            return any(all(p in line for p in parts) for line in proc.output)
+                        assert wait_until(seen, 5), proc.log_text()[-1500:]
 
     run(main)

@@ -15,7 +15,7 @@ def test_limits_parse_from_cli_items_and_mappings() -> None:
     parsed = MessageLimits.parse(["models=64", "depth=40"])
     assert parsed == MessageLimits.from_mapping({"models": 64, "depth": 40})
     assert parsed.values == MessageLimits().values
-    assert ServeOptions(message_limits={"models": 64, "depth": 40}).message_limits == parsed
+    assert ServeOptions.from_kwargs(message_limits={"models": 64, "depth": 40}).message_limits == parsed  # ks.serve
 
 
 @pytest.mark.parametrize("items, says", [
@@ -33,6 +33,7 @@ def test_bad_limits_say_what_and_how(items: list[str], says: str) -> None:
 
 def test_value_count_is_an_upper_bound_without_parsing() -> None:
     """count_values never undercounts (it also counts commas inside strings)."""
+    value: object
     for value in ([], [1, 2, 3], {"a": [1, {"b": 2}], "c": "x,y"}, [[[[]]]], "plain"):
         text = json.dumps(value)
         exact = _exact(value)
