@@ -2,7 +2,7 @@
 
 A PATCH-DOC far under the size limit can still define tens of thousands of
 models; Bokeh builds each on the event loop, so every session of the process
-waited for it (about 11 s and +200 MB for 25,000 ``Div`` definitions, 1.2 MB
+waited for it (11-42 s and +208 MB for 25,000 ``Div`` definitions, 1.5 MB
 of JSON). The endpoint now bounds the work of one message before Bokeh
 decodes it (:class:`kernelstate.limits.MessageLimits`):
 
