@@ -11,6 +11,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .limits import MessageLimits
 from .loading import PageSpec
 from .session import RequestInfo, Session, hooks, registry
 from .sync import DEFAULT_MAX_MESSAGE_BYTES, CloseCode, Connection, DocumentEndpoint, Fragment
@@ -58,17 +59,18 @@ class InProcessHost:
     """A Session whose Document lives in this process, served by a DocumentEndpoint."""
 
     def __init__(self, session: Session, page: PageSpec, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
-                 owner: str | None = None) -> None:
+                 limits: MessageLimits | None = None, owner: str | None = None) -> None:
         self.session = session
         self._owner = owner
         self.session_id = session.id
         self.page = page
-        self.endpoint = DocumentEndpoint(session, max_message_bytes)
+        self.endpoint = DocumentEndpoint(session, max_message_bytes, limits)
 
     @classmethod
     async def create(cls, app: AppSpec, request: RequestInfo, session_id: str,
                      loop: asyncio.AbstractEventLoop | None = None,
-                     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> InProcessHost:
+                     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+                     limits: MessageLimits | None = None) -> InProcessHost:
         """Create a session for ``request``: created hooks, then the app's code."""
         session = Session(request, session_id=session_id, loop=loop or asyncio.get_running_loop())
         registry.add(session, app.route)
@@ -78,7 +80,7 @@ class InProcessHost:
         except BaseException:
             session.destroy()
             raise
-        return cls(session, page, max_message_bytes, owner=request.user)
+        return cls(session, page, max_message_bytes, limits, owner=request.user)
 
     def attach(self, conn: Connection) -> None:
         self.endpoint.attach(conn)

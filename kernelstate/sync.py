@@ -11,13 +11,21 @@ Invariants:
   one PATCH-DOC per connection, each message written in one go, and never
   echoed to the connection whose patch caused them;
 - a malformed message closes only its own connection (close code 4001); a
-  message that fails in user code gets an ERROR reply and the connection stays.
+  message that fails in user code gets an ERROR reply and the connection stays;
+- a message over its connection's :class:`~kernelstate.limits.MessageLimits`
+  (values, nesting, new models, references) is refused before Bokeh decodes
+  it: close code 4009 and a log line naming the session;
+- a connection whose message held the loop for ``t`` > 10 ms is not read
+  again for another ``t``: one client gets at most half the loop, whatever
+  it sends, and every other session gets the rest.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -28,6 +36,7 @@ from bokeh.protocol.message import Message
 from bokeh.protocol.receiver import Receiver
 
 from .context import activate
+from .limits import MessageLimitError, MessageLimits, check_patch, count_values
 from .scheduling import _RateLimitedLog
 from .session import Session
 
@@ -36,6 +45,7 @@ log = logging.getLogger(__name__)
 Fragment = str | bytes
 MAX_BUFFERS = 64
 DEFAULT_MAX_MESSAGE_BYTES = 20 * 1024 * 1024
+YIELD_AFTER_S = 0.01  # a message that held the loop longer makes its connection wait as long
 CLIENT_MSGTYPES = frozenset({"PULL-DOC-REQ", "PATCH-DOC", "PUSH-DOC", "SERVER-INFO-REQ", "ACK", "OK", "ERROR"})
 
 
@@ -49,6 +59,7 @@ class CloseCode:
     SERVER_STOPPING = 4503  # the server is shutting down
     KERNEL_DIED = 4510      # the kernel hosting the Document died
     MESSAGE_TOO_BIG = 1009  # RFC 6455's code, as for one oversized frame: the frames of one message add up past the limit
+    MESSAGE_TOO_COMPLEX = 4009  # under the size limit, but over a MessageLimits bound (values, depth, models, references)
 
 
 class Connection(Protocol):
@@ -72,8 +83,11 @@ def message_frames(message: Message[Any]) -> list[Fragment]:
 
 
 class _ConnectionState:
-    def __init__(self) -> None:
+    def __init__(self, limits: MessageLimits) -> None:
         self.receiver = Receiver(protocol)
+        self.limits = limits
+        self.text_frames = 0    # header, metadata, content: the frames json.loads will parse
+        self.message_values = 0  # upper bound on the JSON values in those, so far
         self.expect_header = True
         self.remaining = 0
         # Patches go only to connections that have pulled the document: a
@@ -85,7 +99,8 @@ class _ConnectionState:
 class DocumentEndpoint:
     """Serves ``session.document`` over the Bokeh protocol to its connections."""
 
-    def __init__(self, session: Session, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
+    def __init__(self, session: Session, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+                 limits: MessageLimits | None = None) -> None:
         if session.document is None:
             raise ValueError(f"session {session.id} has no document (destroyed?)")
         self.session = session
@@ -93,6 +108,7 @@ class DocumentEndpoint:
         # metadata, content and up to MAX_BUFFERS buffers), so one connection
         # cannot make the server hold MAX_BUFFERS x the frame limit.
         self.max_message_bytes = max_message_bytes
+        self.limits = limits or MessageLimits()
         self.document = session.document
         self._connections: dict[Connection, _ConnectionState] = {}
         self._pending: list[DocumentPatchedEvent] = []
@@ -107,9 +123,13 @@ class DocumentEndpoint:
         return list(self._connections)
 
     # -- connections ------------------------------------------------------------
-    def attach(self, conn: Connection) -> None:
-        """Start serving ``conn``: it gets an ACK and may then PULL the document."""
-        self._connections[conn] = _ConnectionState()
+    def attach(self, conn: Connection, limits: MessageLimits | None = None) -> None:
+        """Start serving ``conn``: it gets an ACK and may then PULL the document.
+
+        ``limits`` overrides the endpoint's :class:`MessageLimits` for this
+        connection (a relayed connection carries the Jupyter server's).
+        """
+        self._connections[conn] = _ConnectionState(limits or self.limits)
         conn.send_frames(message_frames(protocol.create("ACK")))
 
     def detach(self, conn: Connection) -> None:
@@ -129,6 +149,7 @@ class DocumentEndpoint:
     # -- incoming -------------------------------------------------------------
     async def receive(self, conn: Connection, fragment: Fragment) -> None:
         """Feed one frame from ``conn``; dispatch the message once complete."""
+        started = time.perf_counter()
         state = self._connections.get(conn)
         if state is None:
             return
@@ -140,16 +161,29 @@ class DocumentEndpoint:
             conn.close(CloseCode.MESSAGE_TOO_BIG, "message too big")
             return
         try:
+            if state.text_frames < 3:
+                state.text_frames += 1
+                state.message_values += count_values(fragment)
+                if state.message_values > state.limits.values:
+                    raise MessageLimitError("values", state.message_values, state.limits.values)
             if state.expect_header:
                 self._check_header(fragment)
             message = await state.receiver.consume(fragment)
+            if message is not None and message.msgtype == "PATCH-DOC":
+                check_patch(message.content, state.limits)
+        except MessageLimitError as exc:
+            self._over_limit(conn, exc)
+            return
         except Exception as exc:
             self._malformed(conn, exc)
             return
         state.expect_header = message is not None
         if message is not None:
-            state.message_bytes = 0
+            state.message_bytes = state.text_frames = state.message_values = 0
             await self._dispatch(conn, message)
+            held_s = time.perf_counter() - started
+            if held_s > YIELD_AFTER_S:
+                await asyncio.sleep(held_s)
 
     def _check_header(self, fragment: Fragment) -> None:
         if not isinstance(fragment, str):
@@ -163,6 +197,12 @@ class DocumentEndpoint:
         num_buffers = header.get("num_buffers", 0)
         if not isinstance(num_buffers, int) or not 0 <= num_buffers <= MAX_BUFFERS:
             raise ValueError(f"num_buffers must be an int in 0..{MAX_BUFFERS}")
+
+    def _over_limit(self, conn: Connection, exc: MessageLimitError) -> None:
+        log.warning("closing connection: %s; if legitimate clients send such messages, raise it with "
+                    "--message-limit %s=N (session=%s)", exc, exc.limit, self.session.id)
+        self.detach(conn)
+        conn.close(CloseCode.MESSAGE_TOO_COMPLEX, str(exc)[:120])
 
     def _malformed(self, conn: Connection, exc: Exception) -> None:
         reason = f"malformed message: {type(exc).__name__}: {exc}"[:120]

@@ -38,7 +38,8 @@ from pathlib import Path
 from typing import Any
 
 from ..context import activate
-from ..errors import AppLoadError
+from ..errors import AppLoadError, ConfigError
+from ..limits import MessageLimits
 from ..loading import FileApp
 from ..web.tokens import Signer
 from ..session import RequestInfo, Session, hooks, registry
@@ -293,10 +294,15 @@ class KernelDocuments:
             log.warning("refused a relayed connection with a wrong token (doc=%s)", doc_id)
             comm.close(close_data(CloseCode.FORBIDDEN, "invalid document token"))
             return
+        try:
+            limits = MessageLimits.from_mapping(data["limits"]) if "limits" in data else None
+        except ConfigError as exc:
+            comm.close(close_data(CloseCode.MALFORMED, f"bad message limits: {exc}"[:120]))
+            return
         conn = CommConnection(comm, hosted)
         hosted.connections.append(conn)
         hosted.last_used = time.monotonic()
-        hosted.endpoint.attach(conn)
+        hosted.endpoint.attach(conn, limits)
         hosted.session.mark_reconnected()
 
     # -- served app sessions ----------------------------------------------------------------

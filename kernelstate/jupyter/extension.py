@@ -24,9 +24,10 @@ from typing import Any
 from bokeh.util.paths import bokehjs_path
 from jupyter_server.extension.application import ExtensionApp
 from tornado.ioloop import PeriodicCallback
-from traitlets import Bool, Callable, Float, Integer, Unicode
+from traitlets import Bool, Callable, Dict, Float, Integer, Unicode
 
 from ..errors import AppLoadError
+from ..limits import MessageLimits
 from ..reuse import ReuseCache
 from ..session import RequestInfo
 from ..web.manager import SessionManager
@@ -82,6 +83,10 @@ class KernelstateApp(ExtensionApp):
         "Most app sessions (and so app kernels) at once; further page requests get 503.")).tag(config=True)
     app_startup_timeout_s = Float(60.0, help=(
         "How long a kernel may take to start and run an app before the page fails (seconds).")).tag(config=True)
+    message_limits = Dict({}, help=(
+        "Bounds on the work one browser message may cause in a kernel, e.g. {'models': 64}; "
+        "names: values, depth, models, references (see kernelstate.limits). A message over a "
+        "bound closes its connection with code 4009.")).tag(config=True)
     kernel_poll_interval_ms = Integer(1000, min=50, help=(
         "How often kernels with relayed connections are checked for death or restart; a dead "
         "kernel's pages are told within about this long (milliseconds).")).tag(config=True)
@@ -91,7 +96,8 @@ class KernelstateApp(ExtensionApp):
         serverapp = self.serverapp
         assert serverapp is not None
         self.signer = Signer.create(None)
-        self.relays = RelayRegistry(serverapp.kernel_manager, self.kernel_poll_interval_ms / 1000.0)
+        self.relays = RelayRegistry(serverapp.kernel_manager, self.kernel_poll_interval_ms / 1000.0,
+                                    MessageLimits.from_mapping(self.message_limits))
         self.pool = KernelPool(serverapp.kernel_manager, self.relays, self.kernel_pool_size,
                                self._pool_kernel_name, self.app_startup_timeout_s)
         self.manager = SessionManager(self._create_host, self.unused_session_lifetime_ms, self.max_sessions)

@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..errors import AppLoadError
+from ..limits import MessageLimits
 from ..loading import PageSpec
 from ..session import RequestInfo
 from ..sync import CloseCode, Connection, Fragment
@@ -73,8 +74,10 @@ class KernelRelay:
     """One kernel client shared by every relayed comm of one kernel."""
 
     def __init__(self, kernel_id: str, kernel_manager: Any, poll_interval_s: float = 1.0,
-                 idle_timeout_s: float = 60.0) -> None:
+                 idle_timeout_s: float = 60.0, message_limits: MessageLimits | None = None) -> None:
         self.kernel_id = kernel_id
+        # Sent with every ``connect`` comm: the kernel applies them to that connection.
+        self.message_limits = message_limits or MessageLimits()
         self.kernel_manager = kernel_manager
         self.poll_interval_s = poll_interval_s
         self.idle_timeout_s = idle_timeout_s
@@ -302,9 +305,11 @@ def _loop_running() -> bool:
 class RelayRegistry:
     """At most one :class:`KernelRelay` per kernel."""
 
-    def __init__(self, kernel_manager: Any, poll_interval_s: float = 1.0) -> None:
+    def __init__(self, kernel_manager: Any, poll_interval_s: float = 1.0,
+                 message_limits: MessageLimits | None = None) -> None:
         self.kernel_manager = kernel_manager
         self.poll_interval_s = poll_interval_s
+        self.message_limits = message_limits or MessageLimits()
         self._relays: dict[str, KernelRelay] = {}
         self._starting: dict[str, asyncio.Future[KernelRelay]] = {}
 
@@ -326,7 +331,8 @@ class RelayRegistry:
         fut: asyncio.Future[KernelRelay] = asyncio.get_running_loop().create_future()
         self._starting[kernel_id] = fut
         try:
-            relay = KernelRelay(kernel_id, self.kernel_manager, self.poll_interval_s)
+            relay = KernelRelay(kernel_id, self.kernel_manager, self.poll_interval_s,
+                                message_limits=self.message_limits)
             relay.on_stop(self._stopped)
             await relay.start()
             self._relays[kernel_id] = relay
@@ -357,7 +363,8 @@ class RelayedConnection:
         self.closed = False
         self._kernel_died_reason = kernel_died_reason
         self._assembler = MessageAssembler()
-        self.channel = relay.open_comm({"op": "connect", **connect_data}, self._from_kernel, self._kernel_closed)
+        self.channel = relay.open_comm({"op": "connect", **connect_data, "limits": relay.message_limits.to_json()},
+                                       self._from_kernel, self._kernel_closed)
 
     def from_browser(self, fragment: Fragment) -> None:
         if self.closed:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..limits import MessageLimits
 
 DEFAULT_PORT = 5006
 REFERRER_POLICIES = ("no-referrer", "no-referrer-when-downgrade", "origin", "origin-when-cross-origin",
@@ -56,6 +57,7 @@ class ServeOptions:
     global_loading_spinner: bool = False
     max_sessions: int | None = None
     websocket_max_message_size: int = 20 * 1024 * 1024
+    message_limits: MessageLimits = field(default_factory=MessageLimits)  # dict accepted
     secret_key: str | None = None
     title: str | None = None
     unix_socket: str | None = None
@@ -93,6 +95,7 @@ class ServeOptions:
         object.__setattr__(self, "frame_ancestors", ancestors)
         if self.referrer_policy not in REFERRER_POLICIES:
             raise ConfigError(f"referrer_policy must be one of {', '.join(REFERRER_POLICIES)}; got {self.referrer_policy!r}")
+        object.__setattr__(self, "message_limits", MessageLimits.coerce(self.message_limits))
         object.__setattr__(self, "static_dirs", _parse_static(self.static_dirs))
         for name, directory in self.static_dirs.items():
             if not Path(directory).is_dir():
@@ -136,6 +139,7 @@ class ServeOptions:
             reuse_sessions_max_keys=ns.reuse_sessions_max_keys, warm=ns.warm,
             global_loading_spinner=ns.global_loading_spinner, max_sessions=ns.max_sessions,
             websocket_max_message_size=ns.websocket_max_message_size, title=ns.title,
+            message_limits=MessageLimits.parse(ns.message_limit or ()),
             unix_socket=ns.unix_socket,
             frame_ancestors=tuple(ns.frame_ancestors or ("'self'",)), referrer_policy=ns.referrer_policy,
         )
@@ -168,6 +172,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     a("--global-loading-spinner", action="store_true", help="show a loading overlay until the session's page has rendered")
     a("--max-sessions", type=int, default=None, metavar="N", help="refuse new sessions beyond N with 503 (default: no limit)")
     a("--websocket-max-message-size", type=int, default=d.websocket_max_message_size, metavar="BYTES", help="largest WebSocket message accepted (default 20 MiB)")
+    a("--message-limit", action="append", metavar="NAME=N", help=f"bound the work one client message may cause; NAME is values, depth, models (new models, weighted by the sub-models each builds) or references (repeatable; defaults {MessageLimits().to_json()})")
     a("--title", default=None, help="default page title")
     a("--frame-ancestors", action="append", metavar="SOURCE", help="who may show the pages in a frame: CSP frame-ancestors sources, repeatable (default 'self'; 'none' forbids every frame)")
     a("--referrer-policy", default=d.referrer_policy, choices=REFERRER_POLICIES, help="the Referrer-Policy pages are sent with (default same-origin)")

@@ -99,7 +99,8 @@ class Server:
     # -- sessions ----------------------------------------------------------------------
     async def _create_host(self, app: AppSpec, request: RequestInfo, session_id: str) -> InProcessHost:
         return await InProcessHost.create(app, request, session_id, self.loop,
-                                          max_message_bytes=self.options.websocket_max_message_size)
+                                          max_message_bytes=self.options.websocket_max_message_size,
+                                          limits=self.options.message_limits)
 
     def _reuse_mode(self) -> bool | str:
         return self.options.reuse_sessions or config.process_value("reuse_sessions")
