@@ -83,7 +83,8 @@ def _serve(ns: argparse.Namespace) -> int:
     try:
         asyncio.run(run())
     except OSError as exc:
-        print(f"kernelstate serve: cannot listen on {ns.address}:{ns.port}: {exc}", file=sys.stderr)
+        where = f"Unix socket {ns.unix_socket}" if ns.unix_socket else f"{ns.address}:{ns.port}"
+        print(f"kernelstate serve: cannot listen on {where}: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         server.stop()

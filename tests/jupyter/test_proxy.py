@@ -92,6 +92,17 @@ def test_bookmarks_under_an_old_secret_prefix_are_redirected() -> None:
     assert (page.code, page.body) == (200, b"page")
 
 
+def test_a_socket_that_cannot_be_bound_is_named(tmp_path: Path) -> None:
+    """`kernelstate serve --unix-socket` that cannot bind says which socket (not a TCP address) and why."""
+    import sys
+
+    missing = tmp_path / "no-such-folder" / "socket"
+    out = subprocess.run([sys.executable, "-m", "kernelstate.cli", "serve", str(APPS / "counter.py"),
+                          "--unix-socket", str(missing)], capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 1
+    assert f"cannot listen on Unix socket {missing}" in out.stderr and "No such file or directory" in out.stderr
+
+
 @pytest.fixture
 def jp_server_config(ks_launcher_config: Any) -> Any:
     return ks_launcher_config
