@@ -130,6 +130,10 @@ async def test_launcher_serves_the_folder_through_jupyter_server_proxy(
         await foreign.connect()
     anonymous = await client.fetch(HTTPRequest(url + "counter", follow_redirects=False), raise_error=False)
     assert anonymous.code in (302, 403), anonymous.code
+    # A bookmark from a launcher that still used a secret prefix finds its app.
+    stale = await client.fetch(HTTPRequest(f"{url}ks-{'0' * 32}/counter?x=1", headers=jp_auth_header,
+                                           follow_redirects=False), raise_error=False)
+    assert (stale.code, stale.headers.get("Location")) == (302, f"{jp_serverapp.base_url}{PROXY_NAME}/counter?x=1")
 
     [server] = launcher_processes()
     argv = server.cmdline()
