@@ -4,7 +4,8 @@ Invariants:
 - an app path is a relative path to a ``.py`` or ``.ipynb`` file under the
   server root; ``..``, absolute paths, hidden segments (unless the contents
   manager allows hidden files) and symlinks resolving outside the root are
-  refused;
+  refused (:mod:`kernelstate.paths`, the rule ``kernelstate serve DIR`` and
+  so the jupyter-server-proxy launcher apply too);
 - what an app sees of the request (``ks.state.session_args``, ``headers``,
   ``cookies``) never includes Jupyter's own credentials: the ``token`` and
   ``_xsrf`` arguments, the ``Authorization``/``Cookie``/XSRF headers, and the

@@ -164,8 +164,9 @@ async def test_other_accounts_reach_nothing_of_the_launcher(
     assert report["jupyter_without_credentials"] in (302, 403), report["jupyter_without_credentials"]
     assert stat.S_IMODE(os.stat(socket_path).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(Path(socket_path).parent).st_mode) == 0o700
-    figures("as nobody", f"0 TCP ports, socket {report['unix_socket']}, environ {report['environ']}, "
-                         f"argv without secret, {len(report['answers'])} port/prefix probes answered 0 apps")
+    figures("as nobody", f"apps served 0; TCP ports of the server {len(ports)}; Unix socket connect "
+                         f"{report['unix_socket']} (folder 0700, socket 0600); /proc environ {report['environ']}; "
+                         "secret prefixes in argv 0")
 
 
 @pytest.mark.parametrize("host", ["launcher", "extension"])
