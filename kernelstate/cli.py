@@ -69,15 +69,22 @@ def _serve(ns: argparse.Namespace) -> int:
                 loop.add_signal_handler(sig, server.stop)
             except (NotImplementedError, RuntimeError):
                 pass
-        print(f"kernelstate {__version__} serving {len(server.apps)} app(s) on {server.url}", flush=True)
-        for title, url in server.app_urls():
-            print(f"  {url}  ({title})", flush=True)
+        if options.unix_socket:   # no URL a browser could open: list the paths behind the socket
+            print(f"kernelstate {__version__} serving {len(server.apps)} app(s) on Unix socket {options.unix_socket}",
+                  flush=True)
+            for app in server.apps:
+                print(f"  {options.prefix}{app.route}  ({app.title})", flush=True)
+        else:
+            print(f"kernelstate {__version__} serving {len(server.apps)} app(s) on {server.url}", flush=True)
+            for title, url in server.app_urls():
+                print(f"  {url}  ({title})", flush=True)
         await server._stopped.wait()
 
     try:
         asyncio.run(run())
     except OSError as exc:
-        print(f"kernelstate serve: cannot listen on {ns.address}:{ns.port}: {exc}", file=sys.stderr)
+        where = f"Unix socket {ns.unix_socket}" if ns.unix_socket else f"{ns.address}:{ns.port}"
+        print(f"kernelstate serve: cannot listen on {where}: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         server.stop()

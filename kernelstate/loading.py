@@ -25,6 +25,7 @@ from typing import Any
 
 from .context import activate
 from .errors import AppLoadError
+from .paths import PathOutsideRootError, confined_path
 from .session import Session
 
 log = logging.getLogger(__name__)
@@ -161,7 +162,8 @@ class FileApp(AppSpec):
 
     def __init__(self, path: Path, route: str | None = None) -> None:
         self.path = path.resolve()
-        super().__init__(route or "/" + self.path.stem, compile_file(self.path).title)
+        # Named as given: a link in a served folder is served under its own name, as the extension does.
+        super().__init__(route or "/" + path.stem, compile_file(self.path).title)
 
     @property
     def source_path(self) -> Path | None:
@@ -260,9 +262,7 @@ def discover(paths: list[str | Path]) -> list[AppSpec]:
         if not path.exists():
             raise AppLoadError(f"app path {str(raw)!r} does not exist; pass a .py script, an .ipynb notebook or a directory", path=str(raw))
         if path.is_dir():
-            for child in sorted(path.iterdir()):
-                if child.suffix in (".py", ".ipynb") and not child.name.startswith(("_", ".")) and child.is_file():
-                    apps.append(FileApp(child))
+            apps.extend(_folder_apps(path))
         elif path.suffix in (".py", ".ipynb"):
             apps.append(FileApp(path))
         else:
@@ -272,6 +272,27 @@ def discover(paths: list[str | Path]) -> list[AppSpec]:
         if app.route in routes:
             raise AppLoadError(f"two apps would be served at {app.route}: {routes[app.route]} and {app}", path=app.route)
         routes[app.route] = app
+    return apps
+
+
+def _folder_apps(folder: Path) -> list[AppSpec]:
+    """The scripts and notebooks directly in ``folder``; symlinks leading out of it are skipped.
+
+    The same confinement as the Jupyter extension's: a link in a served
+    folder must not publish a file from elsewhere (a private notebook, another
+    project's script) as an app.
+    """
+    apps: list[AppSpec] = []
+    for child in sorted(folder.iterdir()):
+        if child.suffix not in (".py", ".ipynb") or child.name.startswith(("_", ".")):
+            continue
+        try:
+            real = confined_path(folder, child.name)
+        except PathOutsideRootError as exc:
+            log.warning("not serving %s: %s", child, exc)
+            continue
+        if real.is_file():
+            apps.append(FileApp(child))
     return apps
 
 

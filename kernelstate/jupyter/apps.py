@@ -4,7 +4,8 @@ Invariants:
 - an app path is a relative path to a ``.py`` or ``.ipynb`` file under the
   server root; ``..``, absolute paths, hidden segments (unless the contents
   manager allows hidden files) and symlinks resolving outside the root are
-  refused;
+  refused (:mod:`kernelstate.paths`, the rule ``kernelstate serve DIR`` and
+  so the jupyter-server-proxy launcher apply too);
 - what an app sees of the request (``ks.state.session_args``, ``headers``,
   ``cookies``) never includes Jupyter's own credentials: the ``token`` and
   ``_xsrf`` arguments, the ``Authorization``/``Cookie``/XSRF headers, and the
@@ -20,6 +21,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..loading import AppSpec
+from ..paths import PathOutsideRootError, confined_path, is_within
 from ..session import RequestInfo
 
 APP_SUFFIXES = (".py", ".ipynb")
@@ -66,13 +68,13 @@ def resolve_app_path(root_dir: str, api_path: str, allow_hidden: bool = False) -
         raise AppPathError(404, "hidden files are not served")
     if not api_path.endswith(APP_SUFFIXES):
         raise AppPathError(404, "only .py scripts and .ipynb notebooks are served as apps")
-    root = os.path.realpath(root_dir)
-    real = os.path.realpath(os.path.join(root, *parts))
-    if not real.startswith(root + os.sep):
-        raise AppPathError(403, "the app path leaves the server root")
-    if not os.path.isfile(real):
+    try:
+        real = confined_path(root_dir, *parts)
+    except PathOutsideRootError:
+        raise AppPathError(403, "the app path leaves the server root") from None
+    if not real.is_file():
         raise AppPathError(404, "no such app")
-    return Path(real)
+    return real
 
 
 def notebook_kernel_name(path: Path) -> str | None:
@@ -152,7 +154,7 @@ def list_apps(root_dir: str, max_depth: int = 4, max_files: int = 2000, max_byte
     for dirpath, dirnames, filenames in os.walk(root):
         depth = os.path.relpath(dirpath, root).count(os.sep) + (dirpath != root)
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in SKIPPED_DIRS and depth < max_depth
-                             and os.path.realpath(os.path.join(dirpath, d)).startswith(root + os.sep))
+                             and is_within(root, os.path.join(dirpath, d)))
         if "__init__.py" in filenames:
             continue
         for name in sorted(filenames):
@@ -163,7 +165,7 @@ def list_apps(root_dir: str, max_depth: int = 4, max_files: int = 2000, max_byte
                 return found
             path = os.path.join(dirpath, name)
             try:
-                if os.path.getsize(path) > max_bytes or not os.path.realpath(path).startswith(root + os.sep):
+                if os.path.getsize(path) > max_bytes or not is_within(root, path):
                     continue
                 with open(path, encoding="utf-8", errors="replace") as f:
                     text = f.read()

@@ -12,17 +12,23 @@ Two ways a kernelstate server is reached through a Jupyter server:
   ``{base_url}proxy/{port}/...``; :func:`jupyter_location` finds ``base_url``
   from the kernel's environment so the printed link goes there.
 
-Security, both ways: the kernelstate server binds 127.0.0.1 and serves only
-under a random 128-bit path prefix, so another local user who can connect to
-the port finds nothing but 404s (the prefix shows in the user's own address
-bar; it guards the port, not the page). The browser gets there only through
-jupyter-server-proxy, which requires Jupyter's authentication for HTTP and
-WebSocket alike (403 on an unauthenticated upgrade since 4.1.1) and checks the
-WebSocket's Origin with Jupyter's own policy before proxying it. The launcher
-then presents the proxied WebSocket to kernelstate as same-origin
-(``request_headers_override``), so Jupyter's origin decision is the one that
-counts and kernelstate needs no ``--allow-websocket-origin '*'``; a ``%serve``
-server learns the origin from its page requests instead
+Security of the launcher: its server listens on a Unix socket, not a TCP
+port. jupyter-server-proxy creates the socket's folder with ``mkdtemp``
+(mode 0700) and kernelstate binds the socket with mode 0600, so no other
+local account can connect; nothing secret is on the command line (which
+every account can read through ``ps``), and the session-token key is made in
+the server process. The browser gets there only through jupyter-server-proxy,
+which requires Jupyter's authentication for HTTP and WebSocket alike (403 on
+an unauthenticated upgrade since 4.1.1) and checks the WebSocket's Origin
+with Jupyter's own policy before proxying it. The launcher then presents
+every proxied request to kernelstate as a local, same-origin one
+(``request_headers_override`` sets ``Host`` and ``Origin`` to
+:data:`UPSTREAM_HOST`), so Jupyter's origin decision is the one that counts
+and kernelstate needs no ``--allow-websocket-origin '*'``.
+
+A ``%serve`` server binds 127.0.0.1 under a random 128-bit path prefix
+(:func:`secret_prefix`), made in the kernel, never put on a command line; it
+learns the browser's origin from its page requests
 (:mod:`kernelstate.jupyter.kernel_server`).
 
 This module is imported by the Jupyter server at startup and by ``%serve``:
@@ -35,7 +41,7 @@ import os
 import re
 import secrets
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,7 +57,13 @@ DIR_ENV = "KERNELSTATE_PROXY_DIR"
 URL_ENV = "KERNELSTATE_JUPYTER_URL"
 ICON_PATH = Path(__file__).resolve().parent / "icons" / "kernelstate.svg"
 START_TIMEOUT_S = 60.0  # first start imports Bokeh; Binder machines are slow
-_SECRET = re.compile(r"^/ks-[0-9a-f]{32}(?=/|$)")
+UPSTREAM_HOST = "localhost"
+"""The ``Host`` (and ``Origin`` host) of every request the launcher's server sees.
+
+Only the proxy can reach the server's owner-only socket, so this name is the
+one it expects; the browser's own Host and Origin were judged by Jupyter.
+"""
+_STALE_PREFIX = re.compile(r"^/ks-[0-9a-f]{32}(?=/|$)")
 
 
 def secret_prefix() -> str:
@@ -63,24 +75,21 @@ def setup_kernelstate() -> dict[str, Any]:
     """The jupyter-server-proxy server process for the launcher entry.
 
     Returns:
-        The ``ServerProcess`` settings: ``kernelstate serve DIR`` on a free
-        loopback port under a random prefix. A request without the prefix
-        (the launcher's ``{base_url}kernelstate-proxy/``, a Binder deep link)
-        is redirected under it, so the page's own URL carries it and so does
-        the WebSocket URL BokehJS derives from the page's (jupyter-server-proxy
-        maps the paths of HTTP requests only, never of WebSockets).
+        The ``ServerProcess`` settings: ``kernelstate serve DIR`` on a Unix
+        socket in a folder of its own (``unix_socket: True``; the proxy
+        fills in ``{unix_socket}``).
     """
     directory = os.environ.get(DIR_ENV) or os.getcwd()
-    prefix = secret_prefix()
+    # jupyter-server-proxy runs str.format over every argument: keep braces in the folder's name literal.
+    directory = directory.replace("{", "{{").replace("}", "}}")
     return {
         "command": [sys.executable, "-m", "kernelstate.cli", "serve", directory,
-                    "--port", "{port}", "--address", "127.0.0.1", "--prefix", prefix],
+                    "--unix-socket", "{unix_socket}", "--allow-websocket-origin", UPSTREAM_HOST],
+        "unix_socket": True,
         "timeout": START_TIMEOUT_S,
         "absolute_url": False,
-        "rewrite_response": redirect_under(prefix),
-        # jupyter-server-proxy has checked the browser's Origin against Jupyter's
-        # policy before it opens the upstream WebSocket; show kernelstate its own.
-        "request_headers_override": {"Origin": "http://127.0.0.1:{port}"},
+        "rewrite_response": redirect_stale_prefix,
+        "request_headers_override": {"Host": UPSTREAM_HOST, "Origin": f"http://{UPSTREAM_HOST}"},
         "new_browser_tab": True,
         "launcher_entry": {
             "enabled": True,
@@ -91,40 +100,37 @@ def setup_kernelstate() -> dict[str, Any]:
     }
 
 
-def under_prefix(prefix: str, path: str) -> str | None:
-    """Where a proxied ``path`` belongs under ``prefix``; None if it is there already.
+def without_stale_prefix(path: str) -> str | None:
+    """``path`` without a leading ``/ks-<32 hex digits>``; None if it has none.
 
-    A path that starts with another secret prefix gets the current one
-    instead: a bookmark, or a permanent redirect the browser cached, from
-    before the Jupyter server restarted with a new secret.
+    Earlier launchers served under such a random prefix (new at every Jupyter
+    start); a bookmark of one still finds its app.
     """
     if not path.startswith("/"):
         path = "/" + path
-    if path == prefix or path.startswith(prefix + "/"):
+    stripped = _STALE_PREFIX.sub("", path, count=1)
+    if stripped == path:
         return None
-    return prefix + _SECRET.sub("", path, count=1)
+    return stripped or "/"
 
 
-def redirect_under(prefix: str) -> Callable[..., None]:
-    """A ``rewrite_response`` that answers requests outside ``prefix`` with a redirect into it.
+def redirect_stale_prefix(response: Any, path: str, request: Any) -> None:
+    """A ``rewrite_response`` that redirects a path under an old secret prefix to the path without it.
 
     The proxy then rewrites the ``Location`` under the public URL
-    (``{base_url}kernelstate-proxy/ks-.../...``).
+    (``{base_url}kernelstate-proxy/...``).
     """
-    def rewrite_response(response: Any, path: str, request: Any) -> None:
-        target = under_prefix(prefix, path)
-        if target is None:
-            return
-        if request.query:
-            target += "?" + request.query
-        headers = type(response.headers)()
-        headers["Location"] = target
-        headers["Cache-Control"] = "no-store"
-        response.headers = headers
-        response.body = b""
-        response.code = 302
-
-    return rewrite_response
+    target = without_stale_prefix(path)
+    if target is None:
+        return
+    if request.query:
+        target += "?" + request.query
+    headers = type(response.headers)()
+    headers["Location"] = target
+    headers["Cache-Control"] = "no-store"
+    response.headers = headers
+    response.body = b""
+    response.code = 302
 
 
 @dataclass(frozen=True)

@@ -7,14 +7,24 @@ Import the fixtures into a ``conftest.py`` next to ``pytest_jupyter``'s::
 
 ``jp_server_config`` loads the extension with an empty kernel pool and a fast
 kernel watch; override it with :func:`server_config` for other settings.
+
+For the jupyter-server-proxy launcher, override ``jp_server_config`` with
+``ks_launcher_config``: jupyter-server-proxy is loaded too, the launcher
+serves ``jp_root_dir``, and the ``kernelstate serve`` processes it starts are
+stopped after the test (:func:`launcher_processes` finds them).
 Needs ``kernelstate[jupyter,test]``.
 """
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import psutil  # type: ignore[import-untyped]  # (no stubs in the test extras)
 import pytest
 from jupyter_core.utils import ensure_event_loop
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
@@ -51,6 +61,56 @@ def jp_asyncio_loop() -> Iterator[asyncio.AbstractEventLoop]:
 @pytest.fixture
 def jp_server_config() -> Config:
     return server_config()
+
+
+def launcher_processes() -> list[psutil.Process]:
+    """The ``kernelstate serve`` processes that this process started (the launcher's among them)."""
+    found = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            cmdline = child.cmdline()
+        except psutil.NoSuchProcess:
+            continue
+        if "kernelstate.cli" in cmdline and "serve" in cmdline:
+            found.append(child)
+    return found
+
+
+def _stop_launcher(proc: psutil.Process, timeout_s: float = 10.0) -> None:
+    """SIGTERM, then wait for the exit without reaping the child.
+
+    jupyter-server-proxy's supervisor reaps it: a child reaped here would
+    reach the supervisor as exit code 255, which it answers with a restart.
+    """
+    try:
+        cmdline = proc.cmdline()
+        proc.terminate()
+        deadline = time.monotonic() + timeout_s
+        while proc.status() != psutil.STATUS_ZOMBIE and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if proc.status() != psutil.STATUS_ZOMBIE:
+            proc.kill()
+    except psutil.NoSuchProcess:
+        return
+    # jupyter-server-proxy leaves the folder it made for the socket behind.
+    if "--unix-socket" in cmdline:
+        socket_dir = Path(cmdline[cmdline.index("--unix-socket") + 1]).parent
+        if socket_dir.name.startswith("jupyter-server-proxy-"):
+            shutil.rmtree(socket_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def ks_launcher_config(jp_root_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Config]:
+    """A ``jp_server_config`` with jupyter-server-proxy loaded and the launcher serving ``jp_root_dir``."""
+    from ..jupyter.proxy import DIR_ENV
+
+    monkeypatch.setenv(DIR_ENV, str(jp_root_dir))
+    before = {p.pid for p in launcher_processes()}
+    yield server_config({"jpserver_extensions": {"kernelstate.jupyter": True, "jupyter_server_proxy": True,
+                                                 "jupyter_server_terminals": False}})
+    for proc in launcher_processes():
+        if proc.pid not in before and proc.pid != os.getpid():
+            _stop_launcher(proc)
 
 
 @pytest.fixture

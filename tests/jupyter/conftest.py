@@ -16,7 +16,7 @@ from pytest_jupyter.jupyter_server import *  # noqa: F403  (pytest-jupyter's fix
 from jupyter_helpers import KernelDriver
 
 from kernelstate.testing.client import ProtocolClient
-from kernelstate.testing.jupyter import jp_asyncio_loop, jp_server_config, ks_ext  # noqa: F401  (fixtures)
+from kernelstate.testing.jupyter import jp_asyncio_loop, jp_server_config, ks_ext, ks_launcher_config  # noqa: F401  (fixtures)
 
 
 @pytest.fixture

@@ -1,33 +1,35 @@
 """The jupyter-server-proxy launcher entry point, and proxied URLs computed from the environment."""
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import re
-import socket
+import shutil
+import stat
 import subprocess
-import time
 from importlib.metadata import entry_points
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import psutil
 import pytest
 from bokeh.models import Button
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
-from kernelstate.jupyter.proxy import (DIR_ENV, PROXY_NAME, JupyterLocation, jupyter_location, setup_kernelstate,
-                                       under_prefix)
+from kernelstate.jupyter.proxy import (
+    DIR_ENV,
+    PROXY_NAME,
+    UPSTREAM_HOST,
+    JupyterLocation,
+    jupyter_location,
+    setup_kernelstate,
+    without_stale_prefix,
+)
 from kernelstate.testing import ProtocolClient
+from kernelstate.testing.jupyter import launcher_processes, login_cookie
 
 APPS = Path(__file__).resolve().parents[1] / "server" / "apps"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def render(value: Any, port: int) -> Any:
@@ -42,7 +44,8 @@ def render(value: Any, port: int) -> Any:
 
 
 def test_entry_point_is_a_valid_server_process() -> None:
-    """The `jupyter_serverproxy_servers` entry point loads, and jupyter-server-proxy accepts its settings."""
+    """The `jupyter_serverproxy_servers` entry point loads, and jupyter-server-proxy accepts its settings:
+    an owner-only Unix socket, nothing secret on the command line."""
     config = pytest.importorskip("jupyter_server_proxy.config")
     found = [ep for ep in entry_points(group="jupyter_serverproxy_servers") if ep.value.startswith("kernelstate.")]
     assert [ep.name for ep in found] == [PROXY_NAME]
@@ -52,94 +55,93 @@ def test_entry_point_is_a_valid_server_process() -> None:
     icon = Path(process.launcher_entry.icon_path)
     assert icon.suffix == ".svg" and icon.read_text(encoding="utf-8").lstrip().startswith("<svg")
     assert process.absolute_url is False and process.timeout >= 30
-    # Loopback only, and never the extension's own {base_url}kernelstate/ routes.
-    assert process.command[process.command.index("--address") + 1] == "127.0.0.1"
+    # A socket in a folder jupyter-server-proxy makes (mkdtemp: 0700); no TCP port, no prefix on argv.
+    assert process.unix_socket is True
+    assert process.command[process.command.index("--unix-socket") + 1] == "{unix_socket}"
+    assert not {"--port", "--address", "--prefix", "--secret-key"} & set(process.command)
+    assert process.request_headers_override == {"Host": UPSTREAM_HOST, "Origin": f"http://{UPSTREAM_HOST}"}
     assert PROXY_NAME != "kernelstate"
 
 
-def test_requests_outside_the_secret_prefix_are_redirected_into_it() -> None:
-    """The launcher's URL (and a stale bookmark) redirect under the secret prefix, query kept;
-    requests already under it pass untouched."""
+def test_folder_names_with_braces_survive_the_command_template(monkeypatch: pytest.MonkeyPatch) -> None:
+    """jupyter-server-proxy formats every argument; a folder named with braces reaches the server as it is."""
+    monkeypatch.setenv(DIR_ENV, "/srv/apps {x}/{port}")
+    command = render(setup_kernelstate()["command"], 8000)
+    assert command[command.index("serve") + 1] == "/srv/apps {x}/{port}"
+
+
+def test_bookmarks_under_an_old_secret_prefix_are_redirected() -> None:
+    """A path under an earlier launcher's /ks-<hex> prefix redirects to the same app without it, query kept;
+    every other response passes untouched."""
     from tornado.httputil import HTTPHeaders, HTTPServerRequest
 
-    settings = setup_kernelstate()
-    prefix = settings["command"][settings["command"].index("--prefix") + 1]
-    assert re.fullmatch(r"/ks-[0-9a-f]{32}", prefix)
-    assert setup_kernelstate()["command"][-1] != prefix      # a new secret per Jupyter server
-    stale = "/ks-" + "0" * 32
-    assert under_prefix(prefix, "/") == prefix + "/"
-    assert under_prefix(prefix, "counter/ws") == prefix + "/counter/ws"
-    assert under_prefix(prefix, stale + "/counter") == prefix + "/counter"
-    assert under_prefix(prefix, "/ks-apps/x") == prefix + "/ks-apps/x"
-    assert under_prefix(prefix, prefix) is None and under_prefix(prefix, prefix + "/counter") is None
+    stale = "/ks-" + "0123456789abcdef" * 2
+    assert without_stale_prefix(stale + "/counter") == "/counter"
+    assert without_stale_prefix(stale) == "/" and without_stale_prefix(stale[1:] + "/x") == "/x"
+    assert without_stale_prefix("/counter") is None and without_stale_prefix("/ks-apps/x") is None
+    assert without_stale_prefix(stale + "0/x") is None        # not a prefix segment
 
-    rewrite = settings["rewrite_response"]
+    rewrite = setup_kernelstate()["rewrite_response"]
     response = SimpleNamespace(code=404, body=b"not found", headers=HTTPHeaders({"Content-Type": "text/html"}))
-    rewrite(response=response, path="/counter", request=HTTPServerRequest(uri="/user/x/kernelstate-proxy/counter?a=1"))
-    assert (response.code, response.body, response.headers["Location"]) == (302, b"", prefix + "/counter?a=1")
+    rewrite(response=response, path=stale + "/counter",
+            request=HTTPServerRequest(uri="/user/x/kernelstate-proxy/ks-0/counter?a=1"))
+    assert (response.code, response.body, response.headers["Location"]) == (302, b"", "/counter?a=1")
     assert "Content-Type" not in response.headers
-    inside = SimpleNamespace(code=200, body=b"page", headers=HTTPHeaders())
-    rewrite(response=inside, path=prefix + "/counter", request=HTTPServerRequest(uri="/"))
-    assert (inside.code, inside.body) == (200, b"page")
+    page = SimpleNamespace(code=200, body=b"page", headers=HTTPHeaders())
+    rewrite(response=page, path="/counter", request=HTTPServerRequest(uri="/"))
+    assert (page.code, page.body) == (200, b"page")
 
 
-def test_launcher_command_serves_the_notebooks_directory(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The launcher's command starts `kernelstate serve` on $KERNELSTATE_PROXY_DIR, loopback, prefix required;
-    a proxied tab (with the Origin the proxy substitutes) gets a live session."""
-    monkeypatch.setenv(DIR_ENV, str(APPS))
-    settings = setup_kernelstate()
-    port = free_port()
-    command = render(settings["command"], port)
-    headers = render(settings["request_headers_override"], port)
-    prefix = command[command.index("--prefix") + 1]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        base = f"http://127.0.0.1:{port}"
+def test_a_socket_that_cannot_be_bound_is_named(tmp_path: Path) -> None:
+    """`kernelstate serve --unix-socket` that cannot bind says which socket (not a TCP address) and why."""
+    import sys
 
-        async def visit() -> None:
-            client = AsyncHTTPClient()
-            deadline = time.monotonic() + 60
-            while True:   # jupyter-server-proxy's readiness check: any HTTP answer
-                try:
-                    response = await client.fetch(base + "/", raise_error=False)
-                    break
-                except OSError:
-                    assert proc.poll() is None and time.monotonic() < deadline, "kernelstate serve did not start"
-                    await asyncio.sleep(0.2)
-            assert response.code == 404                      # nothing without the secret prefix
-            assert (await client.fetch(base + "/counter", raise_error=False)).code == 404
-            index = await client.fetch(HTTPRequest(base + prefix + "/"), raise_error=False)
-            assert index.code == 200 and b"Counter" in index.body
-            tab = ProtocolClient(base + prefix + "/counter", headers={"Host": "jupyter.example:8888"},
-                                 origin=headers["Origin"])
-            async with tab:
-                await tab.click(tab.find(Button)[0])
-                await tab.wait_for(lambda: "value is 10" in tab.text())
-            # A browser Origin that reached kernelstate unreplaced would be refused.
-            direct = ProtocolClient(base + prefix + "/counter", origin="http://jupyter.example:8888")
-            await direct.fetch_page()
-            with pytest.raises(Exception, match="403"):
-                await direct.connect()
-
-        asyncio.run(visit())
-        assert socket.create_connection(("127.0.0.1", port), timeout=2)
-        with pytest.raises(OSError):   # bound to loopback only
-            socket.create_connection((_non_loopback_address(), port), timeout=2)
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    missing = tmp_path / "no-such-folder" / "socket"
+    out = subprocess.run([sys.executable, "-m", "kernelstate.cli", "serve", str(APPS / "counter.py"),
+                          "--unix-socket", str(missing)], capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 1
+    assert f"cannot listen on Unix socket {missing}" in out.stderr and "No such file or directory" in out.stderr
 
 
-def _non_loopback_address() -> str:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        try:
-            sock.connect(("192.0.2.1", 9))   # TEST-NET: no packet is sent
-            address = str(sock.getsockname()[0])
-        except OSError:
-            address = "127.0.0.1"
-    if address.startswith("127."):
-        pytest.skip("this machine has no non-loopback IPv4 address to probe")
-    return address
+@pytest.fixture
+def jp_server_config(ks_launcher_config: Any) -> Any:
+    return ks_launcher_config
+
+
+async def test_launcher_serves_the_folder_through_jupyter_server_proxy(
+        jp_serverapp: Any, http_server_client: Any, jp_root_dir: Path, jp_http_port: int,
+        jp_auth_header: dict[str, str]) -> None:
+    """The launcher's route starts `kernelstate serve` on its folder behind an owner-only Unix socket and proxies
+    page and WebSocket to it, behind Jupyter's auth; the browser's Origin never reaches kernelstate unjudged."""
+    shutil.copy(APPS / "counter.py", jp_root_dir / "counter.py")
+    origin = f"http://localhost:{jp_http_port}"
+    url = f"{origin}{jp_serverapp.base_url}{PROXY_NAME}/"
+    client = AsyncHTTPClient()
+    index = await client.fetch(HTTPRequest(url, headers=jp_auth_header, request_timeout=90), raise_error=False)
+    assert index.code == 200 and b"Counter" in index.body, index.body[:500]
+    async with ProtocolClient(url + "counter", headers=jp_auth_header, origin=origin, timeout=30) as tab:
+        await tab.click(tab.find(Button)[0])
+        await tab.wait_for(lambda: "value is 10" in tab.text())
+    # A browser (cookie) session: Jupyter's policy refuses a foreign Origin before anything is proxied.
+    cookie = await login_cookie(f"{origin}{jp_serverapp.base_url}", jp_serverapp.identity_provider.token)
+    foreign = ProtocolClient(url + "counter", headers={"Cookie": cookie}, origin="http://evil.example")
+    await foreign.fetch_page()
+    with pytest.raises(Exception, match="403"):
+        await foreign.connect()
+    anonymous = await client.fetch(HTTPRequest(url + "counter", follow_redirects=False), raise_error=False)
+    assert anonymous.code in (302, 403), anonymous.code
+    # A bookmark from a launcher that still used a secret prefix finds its app.
+    stale = await client.fetch(HTTPRequest(f"{url}ks-{'0' * 32}/counter?x=1", headers=jp_auth_header,
+                                           follow_redirects=False), raise_error=False)
+    assert (stale.code, stale.headers.get("Location")) == (302, f"{jp_serverapp.base_url}{PROXY_NAME}/counter?x=1")
+
+    [server] = launcher_processes()
+    argv = server.cmdline()
+    socket_path = Path(argv[argv.index("--unix-socket") + 1])
+    assert stat.S_IMODE(socket_path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(socket_path.parent.stat().st_mode) == 0o700
+    assert not [c for c in server.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN]
+    assert not re.search(r"ks-[0-9a-f]{32}", " ".join(argv)), argv
 
 
 def test_location_from_jupyterhub_environment() -> None:

@@ -52,7 +52,7 @@ def served(ks_serve_process: Any, tmp_path: Path) -> Any:
     (root / "public.txt").write_text("public")
     os.symlink(secret_dir / "secret.txt", root / "link.txt")
     os.symlink(secret_dir, root / "linkdir")
-    os.symlink(secret_dir / "evil.py", apps / "linked.py")  # a symlinked app is served only as what it is
+    os.symlink(secret_dir / "evil.py", apps / "linked.py")  # a link out of the apps folder: not served
     proc = ks_serve_process(str(apps), "--static-dirs", f"files={root}")
     return proc, tmp_path
 
@@ -90,11 +90,14 @@ def test_traversal_table(served: Any, figures: Any) -> None:
     figures("traversal targets refused", f"{len(TARGETS)} ({sorted(set(statuses.values()))})")
 
 
-def test_symlinked_app_serves_its_own_content_only(served: Any) -> None:
-    """A symlink in the apps directory is an app like any other; nothing next to its target is reachable."""
+def test_symlinked_app_out_of_the_folder_is_not_served(served: Any) -> None:
+    """A symlink leading out of the apps directory is no app, under its own name or its target's
+    (as in the Jupyter extension); nothing next to its target is reachable."""
     proc, _ = served
-    status, _ = raw_get("127.0.0.1", proc.port, b"/linked/../evil")
-    assert status in (400, 403, 404)
+    for target in (b"/linked", b"/evil", b"/linked/../evil"):
+        status, body = raw_get("127.0.0.1", proc.port, target)
+        assert status in (400, 403, 404) and SECRET.encode() not in body, target
+    assert any("not serving" in line and "linked.py" in line for line in proc.output), proc.log_text()[-2000:]
 
 
 path_chars = st.sampled_from(list("abc./\\%'\"\n\r\t\x00 ?#:;@&=+$,~") + ["..", "%2e", "%2f", "%00", "%5c", "root-secret",

@@ -11,4 +11,4 @@ pytest.importorskip("pytest_jupyter", reason="the Jupyter extension tests need p
 
 from pytest_jupyter.jupyter_server import *  # noqa: E402,F403  (pytest-jupyter's fixtures and async test runner)
 
-from kernelstate.testing.jupyter import jp_asyncio_loop, jp_server_config, ks_ext  # noqa: E402,F401  (fixtures)
+from kernelstate.testing.jupyter import jp_asyncio_loop, jp_server_config, ks_ext, ks_launcher_config  # noqa: E402,F401  (fixtures)
