@@ -22,4 +22,4 @@ _jupyter_server_extension_paths = _jupyter_server_extension_points
 def _load_jupyter_server_extension(serverapp: Any) -> Any:
     from .extension import KernelstateApp
 
-    return KernelstateApp._load_jupyter_server_extension(serverapp)
+    return KernelstateApp._load_jupyter_server_extension(serverapp)  # type: ignore[no-untyped-call]

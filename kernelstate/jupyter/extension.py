@@ -29,6 +29,7 @@ from traitlets import Bool, Callable, Dict, Float, Integer, Unicode
 from ..errors import AppLoadError
 from ..limits import MessageLimits
 from ..reuse import ReuseCache
+from ..loading import AppSpec
 from ..session import RequestInfo
 from ..web.manager import SessionManager
 from ..web.page import PageOptions
@@ -128,9 +129,12 @@ class KernelstateApp(ExtensionApp):
     def start_background(self) -> None:
         """Start the unused-session check and fill the kernel pool (idempotent; needs a running loop)."""
         if self._cleanup is None:
-            self._cleanup = PeriodicCallback(self.manager.cleanup, self.check_unused_sessions_ms)
+            self._cleanup = PeriodicCallback(self._sweep, self.check_unused_sessions_ms)
             self._cleanup.start()
             self.pool.fill()
+
+    def _sweep(self) -> None:
+        self.manager.cleanup()
 
     async def stop_extension(self) -> None:
         if getattr(self, "manager", None) is None:
@@ -172,7 +176,7 @@ class KernelstateApp(ExtensionApp):
             return False
         return "verify" if self.reuse_sessions_verify else True
 
-    async def _create_host(self, app: Any, request: RequestInfo, session_id: str) -> KernelHost:
+    async def _create_host(self, app: AppSpec, request: RequestInfo, session_id: str) -> KernelHost:
         assert isinstance(app, KernelApp)
         try:
             kernel_id = await self.pool.acquire(app.kernel_name)

@@ -24,7 +24,7 @@ import logging
 import time
 import traceback
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import quote
 
 from jupyter_core.utils import ensure_async
@@ -57,11 +57,11 @@ log = logging.getLogger(__name__)
 class _Extension(ExtensionHandlerMixin):
     @property
     def ks(self) -> KernelstateApp:
-        return self.extensionapp  # type: ignore[return-value]
+        return cast("KernelstateApp", self.extensionapp)
 
     @property
     def ks_root(self) -> str:
-        return self.base_url.rstrip("/") + "/kernelstate/"  # type: ignore[attr-defined,no-any-return]
+        return str(self.base_url).rstrip("/") + "/kernelstate/"
 
 
 class IndexHandler(_Extension, JupyterHandler):
@@ -208,7 +208,7 @@ class CellWebSocketHandler(_RelayWebSocket, WebSocketMixin, BokehSocket, Jupyter
             raise web.HTTPError(404, "no kernel %s", kernel_id[:64], reason="Unknown kernel")
         await WebSocketHandler.get(self, kernel_id, doc_id, view)
 
-    async def open(self, kernel_id: str, doc_id: str, view: str) -> None:  # type: ignore[override]
+    async def open(self, kernel_id: str, doc_id: str, view: str) -> None:
         self.start_relay_socket()
         try:
             relay = await self.ks.relays.get(kernel_id)
@@ -251,12 +251,12 @@ class AppWebSocketHandler(_RelayWebSocket, WebSocketMixin, SessionSocket, Jupyte
             return True
         return entry.host.owner == getattr(self.current_user, "username", object())
 
-    async def open(self, api_path: str) -> None:  # type: ignore[override]
+    async def open(self, api_path: str) -> None:
         self.start_relay_socket()
         await self.attach_session(self.ks.manager, "/apps/" + api_path)
 
 
-class StaticHandler(_Extension, JupyterHandler, ConfinedStaticHandler):
+class StaticHandler(_Extension, JupyterHandler, ConfinedStaticHandler):  # type: ignore[misc]  # both initialize(**kw)
     """Package assets (BokehJS, kernelstate's CSS/JS) for signed-in users; no symlinks out."""
 
     auth_resource = "contents"

@@ -113,7 +113,7 @@ class KernelPool:
                 f"kernelstate is not importable in the {kernel_name!r} kernel: "
                 f"{reply.get('ename', '')}: {reply.get('evalue', '')}; install kernelstate in that kernel's environment")
         log.info("kernelstate app kernel %s (%s) ready", kernel_id, kernel_name)
-        return kernel_id
+        return str(kernel_id)
 
     async def shutdown(self, kernel_id: str) -> None:
         """Shut down a kernel this pool started (any other id is ignored)."""

@@ -513,8 +513,8 @@ class KernelHost:
         return self._destroyed
 
     @property
-    def request_reads(self) -> set[tuple[str, str | None]]:
-        return self._request_reads
+    def request_reads(self) -> frozenset[tuple[str, str | None]]:
+        return frozenset(self._request_reads)
 
     @property
     def session_key_func(self) -> None:

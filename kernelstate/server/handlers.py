@@ -79,7 +79,7 @@ class ResponseHeaders(web.OutputTransform):
 class _Base(web.RequestHandler):
     site: Site
 
-    def initialize(self, site: Site, **kwargs: Any) -> None:
+    def initialize(self, site: Site, app: AppSpec | None = None) -> None:
         self.site = site
 
     def set_default_headers(self) -> None:
@@ -97,7 +97,8 @@ class _Base(web.RequestHandler):
 class DocHandler(_Base):
     """An app's page. Each GET is a new session (or a cached page for a new one)."""
 
-    def initialize(self, site: Site, app: AppSpec, **kwargs: Any) -> None:
+    def initialize(self, site: Site, app: AppSpec | None = None) -> None:
+        assert app is not None, "an app route names its app"
         self.site = site
         self.app = app
 
@@ -136,7 +137,7 @@ class DocHandler(_Base):
 class DocWebSocketHandler(SessionSocket):
     """One browser tab's Bokeh protocol connection to its session."""
 
-    def initialize(self, site: Site, app: AppSpec, **kwargs: Any) -> None:
+    def initialize(self, site: Site, app: AppSpec) -> None:
         self.site = site
         self.app = app
 

@@ -198,7 +198,8 @@ class Server:
         if self.options.index and self.options.index.endswith(".html"):
             from jinja2 import Template
 
-            return Template(Path(self.options.index).read_text(encoding="utf-8"), autoescape=True).render(items=links, title=self.options.title or "kernelstate apps")
+            template = Template(Path(self.options.index).read_text(encoding="utf-8"), autoescape=True)
+            return str(template.render(items=links, title=self.options.title or "kernelstate apps"))
         return render_message(self.options.title or "kernelstate apps", self.options.title or "Apps on this server",
                               [f"{len(links)} app(s). Each tab gets its own session."], root, links=links)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 
 from bokeh.resources import Resources
 from bokeh.util.serialization import make_globally_unique_css_safe_id
@@ -18,7 +18,8 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from ..loading import PageSpec
 
 TOKEN_PLACEHOLDER = "__KERNELSTATE_TOKEN_PLACEHOLDER__"
-BOKEH_COMPONENTS = ["bokeh", "bokeh-gl", "bokeh-widgets", "bokeh-tables"]
+BokehComponent = Literal["bokeh", "bokeh-gl", "bokeh-widgets", "bokeh-tables", "bokeh-mathjax", "bokeh-api"]
+BOKEH_COMPONENTS: list[BokehComponent] = ["bokeh", "bokeh-gl", "bokeh-widgets", "bokeh-tables"]
 
 
 @lru_cache(maxsize=1)
