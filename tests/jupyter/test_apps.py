@@ -77,7 +77,7 @@ async def test_app_sessions_run_in_pooled_kernels_isolated_and_shut_down(
     token = jp_serverapp.identity_provider.token
     cookie = "theme=dark; _xsrf=XSRF-SECRET; username-localhost-1=LOGIN-SECRET; jupyterhub-session-id=HUB-SECRET"
     headers = {**jp_auth_header, "Cookie": cookie, "X-Custom": "yes", "X-XSRFToken": "XSRF-SECRET",
-               "Referer": f"http://localhost/lab?token={token}&x=1"}
+               "Referer": f"http://localhost:{jp_http_port}/lab?token={token}&x=1"}  # same-origin: JupyterLab
     ada = ProtocolClient(app_url("apps/greet.py", f"name=ada&token={token}"), headers=headers, timeout=30)
     async with ada:
         assert "hello ada" in ada.text()
@@ -86,7 +86,7 @@ async def test_app_sessions_run_in_pooled_kernels_isolated_and_shut_down(
         assert seen["headers"]["x-custom"] == "yes" and seen["headers"]["cookie"] == "theme=dark"
         assert not {"authorization", "x-xsrftoken"} & set(seen["headers"])
         assert seen["args"] == ["name"] and token not in seen["url"]
-        assert seen["headers"]["referer"] == "http://localhost/lab?x=1"
+        assert seen["headers"]["referer"] == f"http://localhost:{jp_http_port}/lab?x=1"
         assert isinstance(seen["user"], str) and seen["user"]  # the Jupyter user's name
         assert "SECRET" not in json.dumps(seen) and token not in json.dumps(seen)
         sessions = json.loads((await jp_fetch("kernelstate", "api", "sessions")).body)
