@@ -143,10 +143,14 @@ class ProtocolClient:
             await self._send_local()
         return self
 
-    async def __aenter__(self) -> ProtocolClient:
+    async def open(self) -> ProtocolClient:
+        """GET the page (unless a token is already set), then connect: what opening a tab does."""
         if not self.token:
             await self.fetch_page()
         return await self.connect()
+
+    async def __aenter__(self) -> ProtocolClient:
+        return await self.open()
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         await self.close()

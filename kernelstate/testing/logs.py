@@ -1,4 +1,4 @@
-"""captured_log: keep what a logger says during a block, for checking it (and not printing it).
+"""captured_log: keep what loggers say during a block, for checking it (and not printing it).
 
 Notebooks and tests that provoke a log line on purpose (a warning they assert,
 a deliberate 404) use it so the line is checked rather than shown as stderr
@@ -32,22 +32,26 @@ class LogCapture(logging.Handler):
 
 
 @contextmanager
-def captured_log(name: str, level: int = logging.INFO) -> Iterator[LogCapture]:
-    """Capture ``name``'s records at ``level`` or above during the block.
+def captured_log(*names: str, level: int = logging.INFO) -> Iterator[LogCapture]:
+    """Capture the records of the loggers ``names`` at ``level`` or above during the block.
 
-    While the block runs the logger's level is ``level`` and its records are
+    While the block runs each logger's level is ``level`` and its records are
     not passed on to its parents' handlers (so nothing reaches stderr);
     both are restored afterwards.
     """
-    logger = logging.getLogger(name)
+    if not names:
+        raise ValueError("captured_log needs at least one logger name, e.g. captured_log('kernelstate')")
     capture = LogCapture(level)
-    old_level, old_propagate = logger.level, logger.propagate
-    logger.addHandler(capture)
-    logger.setLevel(level)
-    logger.propagate = False
+    loggers = [logging.getLogger(name) for name in names]
+    saved = [(logger.level, logger.propagate) for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(capture)
+        logger.setLevel(level)
+        logger.propagate = False
     try:
         yield capture
     finally:
-        logger.removeHandler(capture)
-        logger.setLevel(old_level)
-        logger.propagate = old_propagate
+        for logger, (old_level, old_propagate) in zip(loggers, saved, strict=True):
+            logger.removeHandler(capture)
+            logger.setLevel(old_level)
+            logger.propagate = old_propagate
