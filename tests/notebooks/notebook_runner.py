@@ -28,7 +28,7 @@ _warnings.filterwarnings("error", category=DeprecationWarning, module=r"kernelst
 # Known, and being fixed by issue 14 (item 9): the reuse probe and --warm build tornado's
 # HTTPServerRequest with arguments Tornado 6.6 deprecates. Delete this filter when that lands.
 _warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"kernelstate\.(reuse|server\.server)$",
-                         message=r"The (method, uri, and version|start_line) argument")
+                         message=r"The (method, uri, and version|start_line|host) arguments? (to|are)")
 """
 
 
