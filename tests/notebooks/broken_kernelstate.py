@@ -36,7 +36,7 @@ def threads_lose_session() -> None:
     def run_in_thread(session: Any, fn: Callable[[], Any]) -> Future[Any]:
         return scheduling.thread_pool.get().submit(fn)
 
-    scheduling.run_in_thread = run_in_thread  # type: ignore[assignment]
+    scheduling.run_in_thread = run_in_thread
 
 
 @breakage
@@ -136,7 +136,7 @@ def reuse_always_renders() -> None:
     def get(self: ReuseCache, key: Hashable) -> None:
         self.misses += 1
 
-    ReuseCache.get = get  # type: ignore[method-assign, assignment]
+    ReuseCache.get = get  # type: ignore[method-assign]
 
 
 @breakage
