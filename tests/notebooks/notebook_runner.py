@@ -6,14 +6,21 @@ of the test's own inserted before and after its cells. The first inserted cell
 always makes a ``DeprecationWarning`` attributed to kernelstate's own code an
 error, so a tutorial cannot pass while kernelstate relies on something its
 dependencies are about to remove.
+
+The kernel talks to the test over IPC sockets in a fresh temporary folder, not
+TCP ports: with many kernels starting at once on a shared machine, a TCP port
+picked as free can be taken before the kernel binds it ("Address already in
+use"), and IPC needs no ports at all.
 """
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell
+from traitlets.config import Config
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
@@ -48,7 +55,9 @@ def execute(path: Path, before: list[str], after: list[str], *, allow_errors: bo
     nb.cells[:0] = [new_code_cell(code, id=f"ks-test-before-{i}")
                     for i, code in enumerate([DEPRECATIONS_ARE_ERRORS, *before])]
     nb.cells.extend(new_code_cell(code, id=f"ks-test-after-{i}") for i, code in enumerate(after))
-    client = NotebookClient(nb, timeout=CELL_TIMEOUT_S, kernel_name="python3", startup_timeout=60,
-                            allow_errors=allow_errors, resources={"metadata": {"path": str(NOTEBOOKS)}})
-    client.execute()
+    with tempfile.TemporaryDirectory(prefix="ks-nb-") as sockets:
+        ipc = Config({"KernelManager": {"transport": "ipc", "ip": str(Path(sockets) / "kernel")}})
+        client = NotebookClient(nb, config=ipc, timeout=CELL_TIMEOUT_S, kernel_name="python3", startup_timeout=60,
+                                allow_errors=allow_errors, resources={"metadata": {"path": str(NOTEBOOKS)}})
+        client.execute()
     return nb
