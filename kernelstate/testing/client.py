@@ -14,6 +14,7 @@ Built on Tornado only (a core dependency), so notebooks can use it too.
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import re
 from collections.abc import Callable
@@ -142,10 +143,14 @@ class ProtocolClient:
             await self._send_local()
         return self
 
-    async def __aenter__(self) -> ProtocolClient:
+    async def open(self) -> ProtocolClient:
+        """GET the page (unless a token is already set), then connect: what opening a tab does."""
         if not self.token:
             await self.fetch_page()
         return await self.connect()
+
+    async def __aenter__(self) -> ProtocolClient:
+        return await self.open()
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         await self.close()
@@ -280,6 +285,19 @@ class ProtocolClient:
                     parts.append(value)
         return "\n".join(parts)
 
+    def visible_text(self, sep: str = "\n") -> str:
+        """What a reader sees in the tab, in document order: one line per text block, no tags.
+
+        Roots are walked in order, children before the next sibling; hidden models
+        (``visible=False``) and everything inside them are left out. HTML is reduced
+        to its text (block elements start a new line, entities are decoded), a
+        button shows its label, and a value widget shows ``"title: value"``.
+        """
+        lines: list[str] = []
+        for root in self.document.roots:
+            _visible_lines(root, lines)
+        return sep.join(lines)
+
     async def wait_for(self, predicate: Callable[[], bool], timeout: float | None = None) -> None:
         """Wait until ``predicate()`` is true (re-checked after every patch)."""
         deadline = asyncio.get_running_loop().time() + (timeout or self.timeout)
@@ -299,3 +317,38 @@ class ProtocolClient:
         if self._reader is not None:
             await asyncio.wait_for(asyncio.shield(self._reader), timeout or self.timeout)
         return self.close_code, self.close_reason
+
+
+_BLOCK_TAG = re.compile(r"</?(?:p|div|br|li|ul|ol|h[1-6]|pre|tr|table|blockquote|hr)\b[^>]*>", re.IGNORECASE)
+_ANY_TAG = re.compile(r"<[^>]*>")
+
+
+def _markup_lines(markup: str) -> list[str]:
+    text = html.unescape(_ANY_TAG.sub("", _BLOCK_TAG.sub("\n", markup)))
+    return [" ".join(line.split()) for line in text.splitlines() if line.strip()]
+
+
+def _visible_lines(model: Model, lines: list[str]) -> None:
+    props = model.properties()
+
+    def prop(name: str) -> Any:
+        return getattr(model, name) if name in props else None
+
+    if prop("visible") is False:
+        return
+    children = prop("children")
+    if isinstance(children, list):
+        for child in children:
+            child = child[0] if isinstance(child, tuple) else child
+            if isinstance(child, Model):
+                _visible_lines(child, lines)
+        return
+    text, label, title = prop("text"), prop("label"), prop("title")
+    if isinstance(text, str):
+        lines.extend(_markup_lines(text))
+    elif isinstance(label, str) and label:
+        lines.append(label)
+    elif "value" in props and prop("value") is not None:
+        lines.append(f"{title}: {prop('value')}" if isinstance(title, str) and title else str(prop("value")))
+    elif isinstance(title, str) and title:
+        lines.append(title)

@@ -2,9 +2,11 @@
 
 Every ``notebooks/*.ipynb`` is executed top to bottom in a real ``python3``
 kernel (running this interpreter, the venv's: the first cell checks) with the
-notebook folder as working directory; any cell error fails the test, with the
-cell's source and traceback in the message. Their ``assert`` cells check what
-the text claims.
+notebook folder as working directory (see ``notebook_runner``); any cell error
+fails the test, with the cell's source and traceback in the message. Their
+``assert`` cells check what the text claims (``test_spec_catches_bugs`` shows
+that they fail on a kernelstate with the bug they name). A ``DeprecationWarning``
+attributed to kernelstate's code is an error in every notebook.
 
 Around the notebook's own cells, the test runs two cells of its own in the same
 kernel: one before, recording the listening ports and threads the kernel
@@ -27,14 +29,9 @@ from typing import Any
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 from nbformat.v4 import new_code_cell
-
-ROOT = Path(__file__).resolve().parents[2]
-NOTEBOOKS = ROOT / "notebooks"
-PATHS = sorted(NOTEBOOKS.glob("*.ipynb"))
-CELL_TIMEOUT_S = 60
+from notebook_runner import PATHS, ROOT, execute
 
 BEFORE = f"""\
 import sys as _sys
@@ -89,13 +86,7 @@ assert not _ks_problems, "the notebook did not clean up: " + "; ".join(_ks_probl
 
 
 def _execute(path: Path, before: str, after: str) -> nbformat.NotebookNode:
-    nb = nbformat.read(path, as_version=4)
-    nb.cells.insert(0, new_code_cell(before, id="ks-test-before"))
-    nb.cells.append(new_code_cell(after, id="ks-test-after"))
-    client = NotebookClient(nb, timeout=CELL_TIMEOUT_S, kernel_name="python3", startup_timeout=60,
-                            resources={"metadata": {"path": str(NOTEBOOKS)}})
-    client.execute()
-    return nb
+    return execute(path, [before], [after])
 
 
 def test_there_are_tutorials() -> None:
@@ -113,7 +104,7 @@ def test_notebook_runs_and_cleans_up(path: Path) -> None:
     except CellExecutionError as exc:
         pytest.fail(f"{path.name} failed:\n{exc}", pytrace=False)
     elapsed = time.monotonic() - start
-    assert elapsed < 45, f"{path.name} took {elapsed:.1f}s; keep each notebook quick (the suite budget is 90 s)"
+    assert elapsed < 45, f"{path.name} took {elapsed:.1f}s; keep each notebook quick (all of them: under 150 s)"
     docs = _build_docs()
     assert docs.missing_static_fallbacks(nb) == []
     if path.stem == "index":
@@ -151,3 +142,23 @@ def test_clean_up_check_catches_leaks(tmp_path: Path) -> None:
                  "scheduled tasks not cancelled: ['forgotten-task']",
                  "non-daemon threads left: ['forgotten-worker']", "ports left listening"):
         assert text in str(caught.value), str(caught.value)
+
+
+DEPRECATED_CALL = (
+    "import warnings\n"
+    "# A call from kernelstate's code to something deprecated, as a dependency would warn about it.\n"
+    "exec('warnings.warn(\"going away in the next release\", DeprecationWarning)',\n"
+    "     {'__name__': 'kernelstate.settings', 'warnings': warnings})\n"
+)
+ELSEWHERE = "import warnings\nwarnings.warn('not kernelstate: just shown', DeprecationWarning)\n"
+
+
+def test_deprecation_from_kernelstate_fails_the_notebook(tmp_path: Path) -> None:
+    """A DeprecationWarning raised in kernelstate's code fails the cell; one from elsewhere does not."""
+    notebook = tmp_path / "deprecated.ipynb"
+    cells = [new_code_cell(ELSEWHERE, id="elsewhere"), new_code_cell(DEPRECATED_CALL, id="kernelstate")]
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), notebook)
+    nb = execute(notebook, [], [], allow_errors=True)
+    errors = {cell.id: out.ename for cell in nb.cells for out in cell.get("outputs", [])
+              if out.output_type == "error"}
+    assert errors == {"kernelstate": "DeprecationWarning"}
