@@ -126,6 +126,12 @@ class DocWebSocketHandler(SessionSocket):
         return allowed
 
     async def get(self, *args: Any, **kwargs: Any) -> None:
+        # Tornado calls check_origin only for requests that look cross-origin: not when
+        # Sec-Fetch-Site says same-origin or none, nor when Origin equals Host. A DNS-rebinding
+        # page is both, so the exact check runs here, for every browser request.
+        origin = self.request.headers.get("Origin")
+        if origin is not None and not self.check_origin(origin):
+            raise web.HTTPError(403, "WebSocket origin %s not allowed", origin[:100], reason="Origin not allowed")
         self.verify_token(self.site.signer)
         await super().get(*args, **kwargs)
 
