@@ -20,10 +20,10 @@ jupyter-server-proxy, which requires Jupyter's authentication for HTTP and
 WebSocket alike (403 on an unauthenticated upgrade since 4.1.1) and checks the
 WebSocket's Origin with Jupyter's own policy before proxying it. The launcher
 then presents the proxied WebSocket to kernelstate as same-origin
-(``request_headers_override``), so Jupyter's origin decision is the one that
-counts and kernelstate needs no ``--allow-websocket-origin '*'``; a ``%serve``
-server learns the origin from its page requests instead
-(:mod:`kernelstate.jupyter.kernel_server`).
+(``request_headers_override``, with its own ``Host`` too), so Jupyter's origin
+decision is the one that counts and kernelstate needs no ``--allow-host`` or
+``--allow-websocket-origin '*'``; a ``%serve`` server allows the Jupyter
+server's host as the kernel knows it (:mod:`kernelstate.jupyter.kernel_server`).
 
 This module is imported by the Jupyter server at startup and by ``%serve``:
 standard library only.
@@ -79,8 +79,8 @@ def setup_kernelstate() -> dict[str, Any]:
         "absolute_url": False,
         "rewrite_response": redirect_under(prefix),
         # jupyter-server-proxy has checked the browser's Origin against Jupyter's
-        # policy before it opens the upstream WebSocket; show kernelstate its own.
-        "request_headers_override": {"Origin": "http://127.0.0.1:{port}"},
+        # policy before it proxies; show kernelstate its own Origin and Host.
+        "request_headers_override": {"Origin": "http://127.0.0.1:{port}", "Host": "127.0.0.1:{port}"},
         "new_browser_tab": True,
         "launcher_entry": {
             "enabled": True,

@@ -40,10 +40,10 @@ class Site(Protocol):
     @property
     def signer(self) -> Signer: ...
     @property
-    def origin_allowlist(self) -> list[str]: ...
-    @property
     def app_routes(self) -> list[str]: ...
 
+    def origins_for(self, request: HTTPServerRequest) -> list[str]:
+        """The WebSocket origins allowed for this request (exact matches, see web/origins.py)."""
     def root_url_for(self, path: str) -> str: ...
     async def page_for(self, app: AppSpec, request: HTTPServerRequest) -> str:
         """The page of a new session of ``app``; raises SessionLimitError or AppLoadError."""
@@ -120,7 +120,7 @@ class DocWebSocketHandler(SessionSocket):
 
     # -- before the upgrade: origin and token, refused with 403 ----------------------
     def check_origin(self, origin: str) -> bool:
-        allowed = origin_allowed(origin, self.site.origin_allowlist)
+        allowed = origin_allowed(origin, self.site.origins_for(self.request))
         if not allowed:
             log.warning("refused WebSocket from origin %r for %s", origin[:100], self.request.path)
         return allowed

@@ -97,7 +97,7 @@ class HostAllowlist:
             if text.endswith(":*"):
                 name, port = text[:-2].strip("[]"), ANY_PORT
             elif text.startswith("*"):
-                name, port = "*", (int(text[2:]) if text[1:2] == ":" and text[2:].isdigit() else None)
+                name, port = "*", (int(text[2:]) if text[1:2] == ":" and text[2:].isdigit() else ANY_PORT)
                 if text not in ("*", f"*:{port}"):
                     raise ValueError(f"invalid allowed host {item!r}; use HOST, HOST:PORT, HOST:* or *")
             else:

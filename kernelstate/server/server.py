@@ -94,6 +94,10 @@ class Server:
         return [*self.options.allow_websocket_origin, *self.extra_origins,
                 *default_allowlist(self.options.address, self.port)]
 
+    def origins_for(self, request: HTTPServerRequest) -> list[str]:
+        """The WebSocket origins allowed for ``request`` (a subclass may depend on it)."""
+        return self.origin_allowlist
+
     def host_allowlist(self) -> HostAllowlist:
         """The hosts this server answers to (see :mod:`kernelstate.server.hosts`); known once it listens."""
         if self._hosts is None:

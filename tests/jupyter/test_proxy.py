@@ -85,7 +85,7 @@ def test_requests_outside_the_secret_prefix_are_redirected_into_it() -> None:
 
 def test_launcher_command_serves_the_notebooks_directory(monkeypatch: pytest.MonkeyPatch) -> None:
     """The launcher's command starts `kernelstate serve` on $KERNELSTATE_PROXY_DIR, loopback, prefix required;
-    a proxied tab (with the Origin the proxy substitutes) gets a live session."""
+    a proxied tab (with the Origin and Host the proxy substitutes) gets a live session."""
     monkeypatch.setenv(DIR_ENV, str(APPS))
     settings = setup_kernelstate()
     port = free_port()
@@ -110,12 +110,15 @@ def test_launcher_command_serves_the_notebooks_directory(monkeypatch: pytest.Mon
             assert (await client.fetch(base + "/counter", raise_error=False)).code == 404
             index = await client.fetch(HTTPRequest(base + prefix + "/"), raise_error=False)
             assert index.code == 200 and b"Counter" in index.body
-            tab = ProtocolClient(base + prefix + "/counter", headers={"Host": "jupyter.example:8888"},
+            tab = ProtocolClient(base + prefix + "/counter", headers={"Host": headers["Host"]},
                                  origin=headers["Origin"])
             async with tab:
                 await tab.click(tab.find(Button)[0])
                 await tab.wait_for(lambda: "value is 10" in tab.text())
-            # A browser Origin that reached kernelstate unreplaced would be refused.
+            # The browser's Host or Origin, had they reached kernelstate unreplaced, would be refused.
+            foreign_host = await client.fetch(HTTPRequest(base + prefix + "/", headers={"Host": "jupyter.example:8888"}),
+                                              raise_error=False)
+            assert foreign_host.code == 403
             direct = ProtocolClient(base + prefix + "/counter", origin="http://jupyter.example:8888")
             await direct.fetch_page()
             with pytest.raises(Exception, match="403"):
