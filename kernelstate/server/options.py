@@ -158,8 +158,8 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     a("--session-token-expiration", type=float, default=d.session_token_expiration_s, metavar="S", help="seconds a page's token stays valid for its first connection (default 300)")
     a("--allow-websocket-origin", action="append", metavar="HOST[:PORT]", help="allow WebSocket connections from this origin (repeatable; default: this server's own host:port)")
     a("--allow-host", action="append", metavar="HOST[:PORT]", help="also answer requests whose Host is HOST[:PORT] "
-      "(repeatable; HOST:* any port; '*' any host). Default: the names and addresses the server listens on, "
-      "plus --allow-websocket-origin entries; other hosts get 403 (DNS rebinding)")
+      "and take WebSockets from pages served under it (repeatable; HOST:* any port; '*' any host). Default: the "
+      "names and addresses the server listens on, plus --allow-websocket-origin entries; other hosts get 403")
     a("--use-xheaders", action="store_true", help="behind a reverse proxy: take the client address and scheme from "
       "X-Forwarded-For/-Proto, and check the host in X-Forwarded-Host (the proxy must set it) instead of Host")
     a("--setup", metavar="SCRIPT", help="a Python script run once at startup (e.g. to schedule_task or on_session_created)")

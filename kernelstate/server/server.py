@@ -68,6 +68,7 @@ class Server:
         self.extra_origins: list[str] = []
         self.extra_hosts: list[str] = []
         self._hosts: HostAllowlist | None = None
+        self._own_names: list[str] = []
         self.loop: asyncio.AbstractEventLoop | None = None
         self.thread: threading.Thread | None = None
         self.warm_task: asyncio.Task[None] | None = None
@@ -90,9 +91,11 @@ class Server:
 
     @property
     def origin_allowlist(self) -> list[str]:
+        """Exact WebSocket origins: the server's own names (as hosts), explicit ones, a subclass's extras."""
         assert self.port is not None
+        own = default_allowlist(self.options.address, self.port) if self.options.unix_socket else self._own_names
         return [*self.options.allow_websocket_origin, *self.extra_origins,
-                *default_allowlist(self.options.address, self.port)]
+                *[h for h in self.options.allow_host if "*" not in h], *own]
 
     def origins_for(self, request: HTTPServerRequest) -> list[str]:
         """The WebSocket origins allowed for ``request`` (a subclass may depend on it)."""
@@ -101,9 +104,9 @@ class Server:
     def host_allowlist(self) -> HostAllowlist:
         """The hosts this server answers to (see :mod:`kernelstate.server.hosts`); known once it listens."""
         if self._hosts is None:
-            own = listening_hosts(self.options.address, self.port or 0, bool(self.options.unix_socket))
+            self._own_names = listening_hosts(self.options.address, self.port or 0, bool(self.options.unix_socket))
             self._hosts = HostAllowlist.parse([*self.options.allow_host, *self.options.allow_websocket_origin,
-                                               *self.extra_hosts, *own])
+                                               *self.extra_hosts, *self._own_names])
         return self._hosts
 
     def root_url_for(self, path: str) -> str:
