@@ -8,7 +8,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kernelstate.errors import ConfigError
-from kernelstate.server.hosts import HostAllowlist, listening_hosts, machine_hosts, split_host
+from kernelstate.server.hosts import (
+    HostAllowlist,
+    listening_hosts,
+    machine_hosts,
+    split_host,
+)
 from kernelstate.server.options import ServeOptions
 
 
@@ -19,8 +24,8 @@ def test_split_host_parses_names_ports_and_ipv6() -> None:
     assert split_host("[::1]:8888") == ("::1", 8888)
     assert split_host("[::1]") == ("::1", None)
     for bad in ["", ":80", "a b", "evil.example:80:80", "::1", "[::1", "[::1]x", "host:", "host:99999",
-                "host:-1", "user@host", "host/path", "[evil.example]:80", "é.example", "host:80 "
-                "x", "a" * 300]:
+                "host:-1", "user@host", "host/path", "[evil.example]:80", "é.example", "host:80 x",
+                "a" * 300]:
         assert split_host(bad) is None, bad
 
 
