@@ -61,6 +61,9 @@ START_TIMEOUT_S = 30.0
 class KernelServer(Server):
     """A Server that allows the hosts and origins of the Jupyter server it is reached through."""
 
+    host_hint = (f"set {URL_ENV} to the URL you open Jupyter at (before %serve), "
+                 "or add --allow-websocket-origin={host} to the %serve line")
+
     def __init__(self, apps: list[AppSpec], options: ServeOptions, location: JupyterLocation | None = None,
                  secret_prefix: bool = True) -> None:
         super().__init__(apps, options)

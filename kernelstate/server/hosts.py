@@ -191,34 +191,39 @@ class ForeignHostMatcher(Matcher):
         return None if allowed else {}
 
 
-def host_check_rule(allowlist: Callable[[], HostAllowlist], xheaders: bool = False) -> Rule:
+ALLOW_HOST_HINT = "start the server with --allow-host {host}"
+
+
+def host_check_rule(allowlist: Callable[[], HostAllowlist], xheaders: bool = False,
+                    hint: str = ALLOW_HOST_HINT) -> Rule:
     """The first rule of a server's routes: a foreign host gets :class:`HostRefusedHandler`, whatever the path.
 
-    ``allowlist`` is called per request (a server knows its port only once it listens).
+    ``allowlist`` is called per request (a server knows its port only once it listens); ``hint``
+    says how to allow a host (``{host}`` is replaced by the refused one).
     """
     return Rule(ForeignHostMatcher(allowlist, xheaders), HostRefusedHandler,
-                {"allowlist": allowlist, "xheaders": xheaders})
+                {"allowlist": allowlist, "xheaders": xheaders, "hint": hint})
 
 
 class HostRefusedHandler(web.RequestHandler):
     """403 for any method: a short page naming the refused host (never the allowed ones)."""
 
-    def initialize(self, allowlist: Callable[[], HostAllowlist], xheaders: bool) -> None:
+    def initialize(self, allowlist: Callable[[], HostAllowlist], xheaders: bool, hint: str) -> None:
         self.allowlist = allowlist
         self.xheaders = xheaders
+        self.hint = hint
 
     def prepare(self) -> None:
         shown = request_host(self.request, self.xheaders)[:100]
-        log.warning("refused %s %s: Host %r is not one of this server's hosts (%s); if it should be, "
-                    "start the server with --allow-host %s", self.request.method, self.request.path[:200],
-                    shown, self.allowlist().describe(), shown or "HOST[:PORT]")
+        hint = self.hint.format(host=shown or "HOST[:PORT]")
+        log.warning("refused %s %s: Host %r is not one of this server's hosts (%s); if it should be, %s",
+                    self.request.method, self.request.path[:200], shown, self.allowlist().describe(), hint)
         self.set_status(403, "Host not allowed")
         self.set_header("Content-Type", "text/html; charset=UTF-8")
         self.set_header("Cache-Control", "no-store")
         self.set_header("X-Content-Type-Options", "nosniff")
-        name = html.escape(shown or "(none)")
         self.finish("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>403 Host not allowed</title>"
                     "</head><body><h1>403: Host not allowed</h1>"
-                    f"<p>This server does not answer to the host name <code>{name}</code>.</p>"
-                    "<p>If you run this server and reach it by that name on purpose, start it with "
-                    f"<code>--allow-host {name}</code>.</p></body></html>\n")
+                    f"<p>This server does not answer to the host name <code>{html.escape(shown or '(none)')}</code>.</p>"
+                    f"<p>If you run this server and reach it by that name on purpose: {html.escape(hint)}.</p>"
+                    "</body></html>\n")

@@ -33,7 +33,7 @@ from ..scheduling import thread_pool
 from ..session import RequestInfo
 from ..web.pages import PageService
 from ..web.static import ConfinedStaticHandler
-from .hosts import HostAllowlist, host_check_rule, listening_hosts
+from .hosts import ALLOW_HOST_HINT, HostAllowlist, host_check_rule, listening_hosts
 from .handlers import DocHandler, DocWebSocketHandler, IndexHandler, LivenessHandler, NotFoundHandler, request_info
 from ..web.manager import SessionManager
 from .options import ServeOptions
@@ -50,6 +50,8 @@ SWEEP_COLLECT_DELAY_S = 0.25  # after a sweep destroyed sessions, collect their 
 
 class Server:
     """A running (or ready to run) kernelstate server."""
+
+    host_hint = ALLOW_HOST_HINT   # what a refused host's page and log line say to do
 
     def __init__(self, apps: list[AppSpec], options: ServeOptions | None = None) -> None:
         if not apps:
@@ -151,7 +153,7 @@ class Server:
         p = self.options.prefix
         server = {"site": self}
         routes: list[Any] = [
-            host_check_rule(self.host_allowlist, self.options.use_xheaders),
+            host_check_rule(self.host_allowlist, self.options.use_xheaders, self.host_hint),
             (rf"{p}/static/(.*)", ConfinedStaticHandler, {"path": bokehjs_path()}),
             (rf"{p}/ks-static/(.*)", ConfinedStaticHandler, {"path": str(STATIC_DIR)}),
             (rf"{p}/liveness/?", LivenessHandler, server),
