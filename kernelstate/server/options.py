@@ -173,4 +173,5 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     a("--max-sessions", type=int, default=None, metavar="N", help="refuse new sessions beyond N with 503 (default: no limit)")
     a("--websocket-max-message-size", type=int, default=d.websocket_max_message_size, metavar="BYTES", help="largest WebSocket message accepted (default 20 MiB)")
     a("--title", default=None, help="default page title")
-    a("--unix-socket", default=None, metavar="PATH", help="listen on this Unix socket instead of a TCP port (e.g. behind jupyter-server-proxy)")
+    a("--unix-socket", default=None, metavar="PATH", help="listen on this Unix socket instead of a TCP port (e.g. behind jupyter-server-proxy); "
+      "the proxy must send Host: localhost, 127.0.0.1 or [::1] (any port), or a name given with --allow-host")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -169,6 +170,31 @@ def test_forwarded_host_is_ignored_without_use_xheaders(ks_serve_process: Any, t
         assert (await fetch(url, headers={"Host": "dash.example"})).code == 200
 
     run(main)
+
+
+def test_a_unix_socket_server_takes_what_a_local_proxy_sends(tmp_path: Path) -> None:
+    """--unix-socket: Host localhost / 127.0.0.1 / [::1] on any port (what a proxy in front sends) is
+    answered, and an --allow-host name; any other name gets 403."""
+    import kernelstate as ks
+
+    path = str(tmp_path / "ks.sock")
+    server = ks.serve(lambda: ks.pane.Str("unix"), threaded=True, unix_socket=path, allow_host="dash.example")
+
+    def status(host: str) -> int:
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.settimeout(10)
+            sock.connect(path)
+            sock.sendall(f"GET /liveness HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+            head = sock.recv(64)
+        return int(head.split(b" ", 2)[1])
+
+    try:
+        for host in ("localhost", "localhost:8888", "127.0.0.1:0", "[::1]:80", "dash.example"):
+            assert status(host) == 200, host
+        for host in ("evil.example", "evil.example:8888", "dash.example:8888", "localhost.evil.example"):
+            assert status(host) == 403, host
+    finally:
+        server.stop()
 
 
 def test_dns_rebinding_in_chromium_gets_no_page_no_token_no_websocket(ks_serve_process: Any, tmp_path: Path,
