@@ -26,6 +26,7 @@ The allowlist is immutable and read on the server's loop only.
 """
 from __future__ import annotations
 
+import functools
 import html
 import logging
 import re
@@ -131,8 +132,12 @@ class HostAllowlist:
         return ", ".join(sorted(one(n, p) for n, p in self.entries)) or "(none)"
 
 
-def machine_hosts() -> set[str]:
-    """This machine's names and the addresses they resolve to, plus its primary outbound address."""
+@functools.cache
+def machine_hosts() -> frozenset[str]:
+    """This machine's names and the addresses they resolve to, plus its primary outbound address.
+
+    Looked up once per process (name resolution can be slow where DNS is).
+    """
     names = {socket.gethostname(), socket.getfqdn()}
     found = {n.lower() for n in names if n}
     for name in names:
@@ -149,7 +154,7 @@ def machine_hosts() -> set[str]:
             found.add(str(sock.getsockname()[0]))
         except OSError:
             pass
-    return found
+    return frozenset(found)
 
 
 def listening_hosts(address: str, port: int, unix_socket: bool = False) -> list[str]:
