@@ -78,11 +78,11 @@ def test_the_servers_own_names() -> None:
 def test_options_take_allow_host_and_refuse_bad_entries() -> None:
     """ServeOptions(allow_host=...) accepts a string or a list, and names a bad entry."""
     assert ServeOptions.from_kwargs(allow_host="dash.corp").allow_host == ("dash.corp",)
-    assert ServeOptions(allow_host=["a.org", "b.org:8080"], use_xheaders=True).use_xheaders
+    assert ServeOptions(allow_host=("a.org", "b.org:8080"), use_xheaders=True).use_xheaders
     with pytest.raises(ConfigError, match="'evil/x'"):
-        ServeOptions(allow_host=["evil/x"])
+        ServeOptions(allow_host=("evil/x",))
     with pytest.raises(ConfigError, match="allow_websocket_origin"):
-        ServeOptions(allow_websocket_origin=["*.example.org"])
+        ServeOptions(allow_websocket_origin=("*.example.org",))
 
 
 labels = st.from_regex(r"[a-z0-9][a-z0-9-]{0,7}", fullmatch=True)
