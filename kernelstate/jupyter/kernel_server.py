@@ -10,13 +10,22 @@ It binds 127.0.0.1 and serves only under a random 128-bit URL prefix, so a
 local user who finds the port gets 404s without the link printed in the
 notebook (sessions are signed as on every kernelstate server).
 
-**Origins.** Behind jupyter-server-proxy the browser's WebSocket comes from the
-Jupyter server's origin, which the kernel cannot know in advance (a hub's
-public host, a port-forward). A page request that carries the secret prefix
-teaches the server its ``Host``: the tab that loaded the page through that
-host may open the page's WebSocket from it, which is the same-origin rule.
-jupyter-server-proxy itself refuses a WebSocket whose Origin does not match
-Jupyter's policy before it reaches us.
+**Hosts and origins.** Behind jupyter-server-proxy (``{base_url}proxy/{port}/``)
+the browser's ``Host`` and WebSocket ``Origin`` are the Jupyter server's, as the
+browser sees it. The server allows exactly what the kernel knows of that
+(:class:`~kernelstate.jupyter.proxy.JupyterLocation`: ``$KERNELSTATE_JUPYTER_URL``,
+JupyterHub's public URL, or the URL the parent Jupyter server wrote in its
+runtime file; a loopback name stands for all of them, a name of this machine
+for all of its names), plus its own loopback names and ``--allow-websocket-origin``.
+Nothing is learned from requests: a DNS-rebinding page could teach anything.
+
+When the kernel cannot know the public URL (JupyterHub without ``public_url``,
+Binder) and the prefix is the random one, any ``Host`` is answered and a
+WebSocket is allowed from the origin its own ``Host`` names: the 128-bit prefix
+is then what keeps a rebinding page out. Setting ``KERNELSTATE_JUPYTER_URL`` to
+the URL users open Jupyter at makes both checks exact again.
+jupyter-server-proxy itself requires Jupyter's login and checks a WebSocket's
+Origin with Jupyter's policy before it reaches us.
 
 The registry of servers is process-wide by nature (one kernel, its servers) and
 is touched from the kernel's thread only.
@@ -29,56 +38,69 @@ import atexit
 import builtins
 import inspect
 import logging
-import re
 import types
 import webbrowser
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from tornado.httputil import HTTPServerRequest
 
 from ..loading import AppSpec, apps_from_object
+from ..server.hosts import LOOPBACK_NAMES, machine_hosts, request_host
 from ..server.options import ServeOptions
-from ..web.origins import parse_entry
 from ..server.server import Server, running_servers
 from ..session import Session
-from .proxy import JupyterLocation, secret_prefix
+from .proxy import URL_ENV, JupyterLocation, secret_prefix
 
 log = logging.getLogger(__name__)
-_HOST = re.compile(r"^[A-Za-z0-9.\-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$")
 START_TIMEOUT_S = 30.0
 
 
 class KernelServer(Server):
-    """A Server that learns the allowed WebSocket origins from its own page requests."""
+    """A Server that allows the hosts and origins of the Jupyter server it is reached through."""
 
-    max_learned_origins = 16
+    host_hint = (f"set {URL_ENV} to the URL you open Jupyter at (before %serve), "
+                 "or add --allow-websocket-origin={host} to the %serve line")
 
-    def __init__(self, apps: list[AppSpec], options: ServeOptions, learn_origins: bool = True) -> None:
+    def __init__(self, apps: list[AppSpec], options: ServeOptions, location: JupyterLocation | None = None,
+                 secret_prefix: bool = True) -> None:
         super().__init__(apps, options)
-        self.learn_origins = learn_origins
+        known = jupyter_hosts(location)
+        self.extra_hosts.extend(known)
+        self.extra_origins.extend(known)
+        # Proxied through a Jupyter server whose public host the kernel cannot know.
+        self.same_origin_only = bool(location is not None and location.proxied and not known and secret_prefix)
+        if self.same_origin_only:
+            self.extra_hosts.append("*")
+            log.info("the Jupyter server's public URL is unknown (%s): answering any Host under the secret prefix; "
+                     "set %s to check hosts exactly", location.source if location else "", URL_ENV)
 
-    async def page_for(self, app: AppSpec, request: HTTPServerRequest) -> str:
-        if self.learn_origins:
-            self.learn_origin(request.headers.get("Host", ""))
-        return await super().page_for(app, request)
+    def origins_for(self, request: HTTPServerRequest) -> list[str]:
+        if self.same_origin_only:
+            return [*self.origin_allowlist, request_host(request, self.options.use_xheaders)]
+        return self.origin_allowlist
 
-    def learn_origin(self, host: str) -> bool:
-        """Allow WebSockets from ``host`` (a ``Host`` header value); True if newly added."""
-        host = host.strip().lower()
-        if not host or len(host) > 255 or not _HOST.match(host) or host in self.extra_origins:
-            return False
-        try:
-            parse_entry(host)
-        except ValueError:
-            return False
-        if len(self.extra_origins) >= self.max_learned_origins:
-            log.warning("not allowing WebSocket origin %s: already %d learned origins", host[:100], len(self.extra_origins))
-            return False
-        self.extra_origins.append(host)
-        log.info("allowing WebSocket origin %s (a page was requested through it)", host)
-        return True
+
+def jupyter_hosts(location: JupyterLocation | None) -> list[str]:
+    """``host:port`` entries for the Jupyter server at ``location``, as a browser may name it."""
+    if location is None or not location.origin:
+        return []
+    parts = urlsplit(location.origin)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return []
+    name = (parts.hostname or "").lower()
+    if not name:
+        return []
+    names = {f"[{name}]" if ":" in name else name}
+    if names & set(LOOPBACK_NAMES):
+        names |= set(LOOPBACK_NAMES)
+    elif name in {h.strip("[]") for h in machine_hosts()}:
+        names |= machine_hosts() | set(LOOPBACK_NAMES)
+    return [f"{n}:{port}" for n in sorted(names)]
 
 
 class CellApp(AppSpec):
@@ -158,7 +180,7 @@ def start(obj: Any, *, label: str, port: int = 0, threaded: bool = False,
         threaded: run on a new loop in a daemon thread instead of the running loop.
             Without a running loop (terminal IPython) the server is threaded anyway.
         location: the Jupyter server to link through (proxied when ``location.proxied``).
-        prefix: URL prefix; None means a fresh random one (and origin learning).
+        prefix: URL prefix; None means a fresh random one.
         show: open the direct URL in a web browser (only when links are direct).
     """
     apps = obj if isinstance(obj, list) and all(isinstance(a, AppSpec) for a in obj) else apps_from_object(obj)
@@ -166,7 +188,7 @@ def start(obj: Any, *, label: str, port: int = 0, threaded: bool = False,
     options = ServeOptions.from_kwargs(port=port, address="127.0.0.1",
                                        prefix=secret_prefix() if secret else prefix,
                                        allow_websocket_origin=tuple(allow_websocket_origin), title=title)
-    server = KernelServer(apps, options, learn_origins=secret)
+    server = KernelServer(apps, options, location, secret_prefix=secret)
     if not threaded:
         try:
             asyncio.get_running_loop()

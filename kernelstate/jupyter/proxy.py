@@ -28,8 +28,8 @@ and kernelstate needs no ``--allow-websocket-origin '*'``.
 
 A ``%serve`` server binds 127.0.0.1 under a random 128-bit path prefix
 (:func:`secret_prefix`), made in the kernel, never put on a command line; it
-learns the browser's origin from its page requests
-(:mod:`kernelstate.jupyter.kernel_server`).
+allows the Jupyter server's host as the kernel knows it (never learned from
+requests; :mod:`kernelstate.jupyter.kernel_server`).
 
 This module is imported by the Jupyter server at startup and by ``%serve``:
 standard library only.

@@ -41,11 +41,10 @@ class Site(Protocol):
     @property
     def signer(self) -> Signer: ...
     @property
-    def origin_allowlist(self) -> list[str]: ...
-
-    @property
     def app_routes(self) -> list[str]: ...
 
+    def origins_for(self, request: HTTPServerRequest) -> list[str]:
+        """The WebSocket origins allowed for this request (exact matches, see web/origins.py)."""
     def root_url_for(self, path: str) -> str: ...
     async def page_for(self, app: AppSpec, request: HTTPServerRequest) -> str:
         """The page of a new session of ``app``; raises SessionLimitError or AppLoadError."""
@@ -143,12 +142,18 @@ class DocWebSocketHandler(SessionSocket):
 
     # -- before the upgrade: origin and token, refused with 403 ----------------------
     def check_origin(self, origin: str) -> bool:
-        allowed = origin_allowed(origin, self.site.origin_allowlist)
+        allowed = origin_allowed(origin, self.site.origins_for(self.request))
         if not allowed:
             log.warning("refused WebSocket from origin %r for %s", origin[:100], self.request.path)
         return allowed
 
     async def get(self, *args: Any, **kwargs: Any) -> None:
+        # Tornado calls check_origin only for requests that look cross-origin: not when
+        # Sec-Fetch-Site says same-origin or none, nor when Origin equals Host. A DNS-rebinding
+        # page is both, so the exact check runs here, for every browser request.
+        origin = self.request.headers.get("Origin")
+        if origin is not None and not self.check_origin(origin):
+            raise web.HTTPError(403, "WebSocket origin %s not allowed", origin[:100], reason="Origin not allowed")
         self.verify_token(self.site.signer)
         await super().get(*args, **kwargs)
 

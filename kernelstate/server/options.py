@@ -47,6 +47,8 @@ class ServeOptions:
     keep_alive_ms: int = 37000
     session_token_expiration_s: float = 300
     allow_websocket_origin: tuple[str, ...] = ()
+    allow_host: tuple[str, ...] = ()
+    use_xheaders: bool = False
     setup: str | None = None
     static_dirs: dict[str, str] = field(default_factory=dict)
     index: str | None = None
@@ -96,6 +98,14 @@ class ServeOptions:
         if self.referrer_policy not in REFERRER_POLICIES:
             raise ConfigError(f"referrer_policy must be one of {', '.join(REFERRER_POLICIES)}; got {self.referrer_policy!r}")
         object.__setattr__(self, "message_limits", MessageLimits.coerce(self.message_limits))
+        object.__setattr__(self, "allow_host", tuple(self.allow_host))
+        # Imported here: hosts.py needs tornado, which the CLI's argument parser does not load.
+        from .hosts import HostAllowlist
+
+        try:
+            HostAllowlist.parse([*self.allow_host, *self.allow_websocket_origin])
+        except ValueError as exc:
+            raise ConfigError(f"{exc} (in allow_host / allow_websocket_origin)") from None
         object.__setattr__(self, "static_dirs", _parse_static(self.static_dirs))
         for name, directory in self.static_dirs.items():
             if not Path(directory).is_dir():
@@ -117,7 +127,7 @@ class ServeOptions:
             key = aliases.get(key, key)
             if key not in names:
                 raise ConfigError(f"unknown server option {key!r}; valid options are: {', '.join(sorted(names))}")
-            if key == "allow_websocket_origin" and isinstance(value, str):
+            if key in ("allow_websocket_origin", "allow_host") and isinstance(value, str):
                 value = (value,)
             clean[key] = value
         return cls(**clean)
@@ -133,7 +143,8 @@ class ServeOptions:
             unused_session_lifetime_ms=ns.unused_session_lifetime,
             check_unused_sessions_ms=ns.check_unused_sessions, keep_alive_ms=ns.keep_alive,
             session_token_expiration_s=ns.session_token_expiration,
-            allow_websocket_origin=tuple(ns.allow_websocket_origin or ()), setup=ns.setup,
+            allow_websocket_origin=tuple(ns.allow_websocket_origin or ()), allow_host=tuple(ns.allow_host or ()),
+            use_xheaders=ns.use_xheaders, setup=ns.setup,
             static_dirs=_parse_static(ns.static_dirs), index=ns.index, log_level=ns.log_level,
             reuse_sessions=reuse if reuse is not None else False,
             reuse_sessions_max_keys=ns.reuse_sessions_max_keys, warm=ns.warm,
@@ -162,6 +173,11 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     a("--keep-alive", type=int, default=d.keep_alive_ms, metavar="MS", help="WebSocket ping interval in ms; a client that does not answer is closed (default 37000; 0 disables)")
     a("--session-token-expiration", type=float, default=d.session_token_expiration_s, metavar="S", help="seconds a page's token stays valid for its first connection (default 300)")
     a("--allow-websocket-origin", action="append", metavar="HOST[:PORT]", help="allow WebSocket connections from this origin (repeatable; default: this server's own host:port)")
+    a("--allow-host", action="append", metavar="HOST[:PORT]", help="also answer requests whose Host is HOST[:PORT] "
+      "and take WebSockets from pages served under it (repeatable; HOST:* any port; '*' any host). Default: the "
+      "names and addresses the server listens on, plus --allow-websocket-origin entries; other hosts get 403")
+    a("--use-xheaders", action="store_true", help="behind a reverse proxy: take the client address and scheme from "
+      "X-Forwarded-For/-Proto, and check the host in X-Forwarded-Host (the proxy must set it) instead of Host")
     a("--setup", metavar="SCRIPT", help="a Python script run once at startup (e.g. to schedule_task or on_session_created)")
     a("--static-dirs", nargs="*", metavar="NAME=DIR", help="serve DIR at /NAME/")
     a("--index", metavar="PAGE", help="the app (name) to serve at /, or a Jinja2 .html template for the index")
@@ -176,4 +192,5 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     a("--title", default=None, help="default page title")
     a("--frame-ancestors", action="append", metavar="SOURCE", help="who may show the pages in a frame: CSP frame-ancestors sources, repeatable (default 'self'; 'none' forbids every frame)")
     a("--referrer-policy", default=d.referrer_policy, choices=REFERRER_POLICIES, help="the Referrer-Policy pages are sent with (default same-origin)")
-    a("--unix-socket", default=None, metavar="PATH", help="listen on this Unix socket instead of a TCP port (e.g. behind jupyter-server-proxy)")
+    a("--unix-socket", default=None, metavar="PATH", help="listen on this Unix socket instead of a TCP port (e.g. behind jupyter-server-proxy); "
+      "the proxy must send Host: localhost, 127.0.0.1 or [::1] (any port), or a name given with --allow-host")

@@ -36,10 +36,12 @@ from ..web.pages import PageService
 from ..web.static import ConfinedStaticHandler
 from .handlers import (DocHandler, DocWebSocketHandler, IndexHandler, LivenessHandler, NotFoundHandler,
                        ResponseHeaders, request_info)
+from .hosts import ALLOW_HOST_HINT, HostAllowlist, host_check_rule, listening_hosts
 from ..web.manager import SessionManager
 from .options import ServeOptions
+from .preload import preload
 from ..web.origins import default_allowlist
-from ..web.page import TOKEN_PLACEHOLDER, PageOptions, render_message, render_page
+from ..web.page import PageOptions, render_message
 from ..web.tokens import Signer
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,8 @@ SWEEP_COLLECT_DELAY_S = 0.25  # after a sweep destroyed sessions, collect their 
 
 class Server:
     """A running (or ready to run) kernelstate server."""
+
+    host_hint = ALLOW_HOST_HINT   # what a refused host's page and log line say to do
 
     def __init__(self, apps: list[AppSpec], options: ServeOptions | None = None) -> None:
         if not apps:
@@ -66,6 +70,9 @@ class Server:
                                  default_key_func=lambda: config.process_value("session_key_func"))
         self.port: int | None = None
         self.extra_origins: list[str] = []
+        self.extra_hosts: list[str] = []
+        self._hosts: HostAllowlist | None = None
+        self._own_names: list[str] = []
         self.loop: asyncio.AbstractEventLoop | None = None
         self.thread: threading.Thread | None = None
         self.warm_task: asyncio.Task[None] | None = None
@@ -88,9 +95,23 @@ class Server:
 
     @property
     def origin_allowlist(self) -> list[str]:
+        """Exact WebSocket origins: the server's own names (as hosts), explicit ones, a subclass's extras."""
         assert self.port is not None
+        own = default_allowlist(self.options.address, self.port) if self.options.unix_socket else self._own_names
         return [*self.options.allow_websocket_origin, *self.extra_origins,
-                *default_allowlist(self.options.address, self.port)]
+                *[h for h in self.options.allow_host if "*" not in h], *own]
+
+    def origins_for(self, request: HTTPServerRequest) -> list[str]:
+        """The WebSocket origins allowed for ``request`` (a subclass may depend on it)."""
+        return self.origin_allowlist
+
+    def host_allowlist(self) -> HostAllowlist:
+        """The hosts this server answers to (see :mod:`kernelstate.server.hosts`); known once it listens."""
+        if self._hosts is None:
+            self._own_names = listening_hosts(self.options.address, self.port or 0, bool(self.options.unix_socket))
+            self._hosts = HostAllowlist.parse([*self.options.allow_host, *self.options.allow_websocket_origin,
+                                               *self.extra_hosts, *self._own_names])
+        return self._hosts
 
     def root_url_for(self, path: str) -> str:
         depth = path.count("/") - 1 - self.options.prefix.count("/")
@@ -147,6 +168,7 @@ class Server:
         p = re.escape(self.options.prefix)
         server = {"site": self}
         routes: list[Any] = [
+            host_check_rule(self.host_allowlist, self.options.use_xheaders, self.host_hint),
             (rf"{p}/static/(.*)", ConfinedStaticHandler, {"path": bokehjs_path()}),
             (rf"{p}/ks-static/(.*)", ConfinedStaticHandler, {"path": str(STATIC_DIR)}),
             (rf"{p}/liveness/?", LivenessHandler, server),
@@ -224,7 +246,7 @@ class Server:
         if self.options.num_threads is not None:
             thread_pool.resize(self.options.num_threads)
         preload()
-        self._http = HTTPServer(self._application(), xheaders=False)
+        self._http = HTTPServer(self._application(), xheaders=self.options.use_xheaders)
         self._cleanup = PeriodicCallback(self._sweep, self.options.check_unused_sessions_ms)
         self._cleanup.start()
         self.started = True
@@ -254,6 +276,8 @@ class Server:
             sockets = bind_sockets(self.options.port, self.options.address, family=socket.AF_INET
                                    if ":" not in self.options.address else socket.AF_UNSPEC)
             self.port = sockets[0].getsockname()[1]
+        self._hosts = None
+        self.host_allowlist()   # resolves this machine's names now, not in the first request
         self._http.add_sockets(sockets)
 
     async def _warm_then_listen(self) -> None:
@@ -405,29 +429,6 @@ class Server:
 
     def __repr__(self) -> str:
         return f"<kernelstate Server {self.url if self.port else '(not started)'} apps={[a.route for a in self.apps]}>"
-
-
-_preloaded: list[bool] = []
-
-
-def preload() -> None:
-    """Pay once, at startup, for what the first session would otherwise pay for.
-
-    Bokeh's ``bokeh.io`` (pulled in lazily by ``Document.add_root``), the
-    Markdown renderer and the page templates are loaded.
-    """
-    if _preloaded:
-        return
-    _preloaded.append(True)
-    import bokeh.io  # noqa: F401
-
-    from ..components.pane import Markdown
-    from ..loading import PageSpec
-
-    Markdown("*warm*")._to_model("object", "*warm*")
-    for name in ("basic", "material", "bootstrap"):
-        render_page(PageSpec("warm", name, [("p0", "main")]), TOKEN_PLACEHOLDER, PageOptions())
-    render_message("warm", "warm", [])
 
 
 _running_servers: set[Server] = set()

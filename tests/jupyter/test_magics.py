@@ -212,8 +212,8 @@ def test_serve_errors_are_clear_and_harmless(kernel: Kernel) -> None:
 
 
 def test_proxied_link_and_origin_from_the_jupyter_environment(kernel: Kernel) -> None:
-    """Behind JupyterHub the link is {prefix}proxy/{port}/ks-<secret>/; the prefix is required,
-    and only the host a page was requested through may open its WebSocket."""
+    """Behind JupyterHub the link is {prefix}proxy/{port}/ks-<secret>/; the prefix is required.
+    The hub's public host is unknown here: a WebSocket may come only from the origin its own Host names."""
     kernel.run("import os; os.environ['JUPYTERHUB_SERVICE_PREFIX'] = '/user/test/'")
     try:
         link, port = kernel.serve("%serve ticking")
@@ -238,6 +238,38 @@ def test_proxied_link_and_origin_from_the_jupyter_environment(kernel: Kernel) ->
         await lookalike.fetch_page()
         with pytest.raises(Exception, match="403"):
             await lookalike.connect()
+
+    asyncio.run(visit())
+    kernel.run(f"%serve --stop {port}")
+
+
+def test_hosts_and_origins_come_from_the_jupyter_public_url(kernel: Kernel) -> None:
+    """With the hub's public URL known, the %serve server answers that host (and its own names) only,
+    and takes WebSockets from that origin only: nothing is learned from the requests themselves."""
+    hub = "hub.example.org:8443"
+    kernel.run("import os; os.environ.update(JUPYTERHUB_SERVICE_PREFIX='/user/test/', "
+               f"JUPYTERHUB_PUBLIC_URL='https://{hub}/user/test/')")
+    try:
+        link, port = kernel.serve("%serve ticking")
+    finally:
+        kernel.run("del os.environ['JUPYTERHUB_SERVICE_PREFIX'], os.environ['JUPYTERHUB_PUBLIC_URL']")
+    assert link.startswith(f"https://{hub}/user/test/proxy/{port}/ks-"), link
+    backend = f"http://127.0.0.1:{port}" + link.split(f"/proxy/{port}", 1)[1]
+    rebound = f"evil.example:{port}"
+
+    async def visit() -> None:
+        async with ProtocolClient(backend, headers={"Host": hub}, origin=f"https://{hub}") as tab:
+            assert "Ticking" in tab.text()
+        # A DNS-rebinding page: its own name in Host and Origin, the secret prefix guessed right.
+        assert await status_of(backend, Host=rebound) == 403
+        for _ in range(2):   # asking again teaches the server nothing
+            assert await status_of(backend, Host=rebound) == 403
+        stranger = ProtocolClient(backend, headers={"Host": hub}, origin=f"http://{rebound}")
+        await stranger.fetch_page()
+        with pytest.raises(Exception, match="403"):
+            await stranger.connect()
+        async with ProtocolClient(backend) as direct:   # its own loopback name still works
+            assert "Ticking" in direct.text()
 
     asyncio.run(visit())
     kernel.run(f"%serve --stop {port}")

@@ -114,6 +114,20 @@ async def test_websockets_check_origin_and_tokens(server: Server, jp_auth_header
     assert err.value.code == 403
 
 
+async def test_websockets_from_a_rebound_name_are_refused(server: Server) -> None:
+    """DNS rebinding: Origin equal to Host (a foreign name) and Sec-Fetch-Site: same-origin do not pass;
+    neither without Jupyter's login cookie (the rebinding page has none) nor with it."""
+    cookie = await server.login_cookie()
+    port = server.base.split("/")[2].rsplit(":", 1)[1]
+    rebound = {"Host": f"evil.example:{port}", "Origin": f"http://evil.example:{port}", "Sec-Fetch-Site": "same-origin"}
+    for path in WS_ENDPOINTS:
+        assert await server.ws_status(path, **rebound) == 403, path
+        assert await server.ws_status(path, Cookie=cookie, **rebound) == 403, path
+    tab = ProtocolClient(server.base + "kernelstate/apps/app.py", headers={"Cookie": cookie}, timeout=60)
+    await tab.fetch_page()
+    assert await server.ws_status(WS_ENDPOINTS[0], subprotocols=["bokeh", tab.token], Cookie=cookie, **rebound) == 403
+
+
 async def test_api_cross_origin_and_xsrf(server: Server) -> None:
     """Cookie-authenticated API calls: foreign origin refused; DELETE needs Jupyter's XSRF token."""
     cookie = await server.login_cookie()
