@@ -109,7 +109,7 @@ def test_unconnected_pages_release_their_slots_and_late_websockets_still_work(
     """--max-sessions 4 filled by page GETs that never connect: the slots are free again within
     the first-connect window (plus slack), not after the unused-session lifetime; a WebSocket
     arriving after that with one of those pages' tokens gets a working session."""
-    proc, url = serve(ks_serve_process, tmp_path, "--max-sessions", "4")
+    _proc, url = serve(ks_serve_process, tmp_path, "--max-sessions", "4")
 
     async def main() -> tuple[float, float]:
         tokens = []
@@ -147,7 +147,7 @@ def test_unconnected_pages_release_their_slots_and_late_websockets_still_work(
 def test_one_client_address_cannot_take_every_session(ks_serve_process: Any, tmp_path: Path, figures: Any) -> None:
     """100 cached-page GETs from 127.0.0.1 take its share; the 101st gets 503 naming the address's
     limit, and 127.0.0.2 is still served."""
-    proc, url = serve(ks_serve_process, tmp_path, "--reuse-sessions", "--warm")
+    _proc, url = serve(ks_serve_process, tmp_path, "--reuse-sessions", "--warm")
 
     async def main() -> tuple[list[int], int, bytes, int]:
         clients = [KeepAliveClient(url, "127.0.0.1") for _ in range(4)]

@@ -47,7 +47,7 @@ def connect(url: str) -> socket.socket:
 def test_half_open_and_slow_connections_are_closed(ks_serve_process: Any, tmp_path: Path, figures: Any) -> None:
     """Silent, half-sent and trickling (one header line a second) connections are all closed by the
     server within the idle-connection timeout plus slack."""
-    proc, url = serve(ks_serve_process, tmp_path, nofile=None)
+    _proc, url = serve(ks_serve_process, tmp_path, nofile=None)
     silent, partial, trickle = connect(url), connect(url), connect(url)
     partial.sendall(b"GET /liveness HTTP/1.1\r\nHost: x\r\n")
     trickle.sendall(b"GET /liveness HTTP/1.1\r\n")
@@ -80,7 +80,7 @@ def test_one_address_holding_idle_connections_does_not_lock_out_another(
         ks_serve_process: Any, tmp_path: Path, figures: Any) -> None:
     """127.0.0.1 opens as many idle connections as it can (up to 400) against a server limited to 256
     descriptors; 127.0.0.2 is answered while it holds them."""
-    proc, url = serve(ks_serve_process, tmp_path)
+    _proc, url = serve(ks_serve_process, tmp_path)
     held = open_idle(url, "127.0.0.1", 400)
     try:
         time.sleep(1.0)
