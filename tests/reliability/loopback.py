@@ -24,7 +24,7 @@ class KeepAliveClient:
         if self._writer is None or self._writer.is_closing():
             self._reader, self._writer = await asyncio.wait_for(asyncio.open_connection(
                 self.host, self.port, local_addr=(self.source_ip, 0)), timeout)
-        assert self._reader is not None
+        assert self._reader is not None and self._writer is not None
         lines = [f"GET {path} HTTP/1.1", f"Host: {self.netloc}"]
         lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
         self._writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
