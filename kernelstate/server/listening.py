@@ -121,20 +121,27 @@ class Listener:
         self.open_by_client: Counter[str] = Counter()
         self.refused_total = 0
         self.pauses_total = 0
+        self._loop: IOLoop | None = None
         self._sockets: dict[int, socket.socket] = {}
         self._paused: dict[int, object] = {}
         self._pause_s = MIN_PAUSE_S
         self._log = RateLimitedLog(log, LOG_INTERVAL_S)
 
+    @property
+    def loop(self) -> IOLoop:
+        if self._loop is None:
+            self._loop = IOLoop.current()
+        return self._loop
+
     def add_sockets(self, sockets: list[socket.socket]) -> None:
         for sock in sockets:
             sock.setblocking(False)
             self._sockets[sock.fileno()] = sock
-            IOLoop.current().add_handler(sock, self._on_readable, IOLoop.READ)
+            self.loop.add_handler(sock, self._on_readable, IOLoop.READ)
 
     def stop(self) -> None:
         """Stop accepting and close the listening sockets (open connections stay)."""
-        loop = IOLoop.current()
+        loop = self.loop
         for fd, sock in self._sockets.items():
             timer = self._paused.pop(fd, None)
             if timer is not None:
@@ -163,7 +170,7 @@ class Listener:
 
     def _pause(self, sock: socket.socket, exc: OSError) -> None:
         fd = sock.fileno()
-        loop = IOLoop.current()
+        loop = self.loop
         loop.remove_handler(sock)
         delay, self._pause_s = self._pause_s, min(MAX_PAUSE_S, self._pause_s * 2)
         self._paused[fd] = loop.call_later(delay, self._resume, sock)
@@ -179,7 +186,7 @@ class Listener:
     def _resume(self, sock: socket.socket) -> None:
         fd = sock.fileno()
         if self._paused.pop(fd, None) is not None and fd in self._sockets:
-            IOLoop.current().add_handler(sock, self._on_readable, IOLoop.READ)
+            self.loop.add_handler(sock, self._on_readable, IOLoop.READ)
 
     def _admit(self, connection: socket.socket, address: Any) -> None:
         client = client_key(address[0]) if connection.family in (socket.AF_INET, socket.AF_INET6) else None
