@@ -43,6 +43,11 @@ from tornado.netutil import bind_sockets, bind_unix_socket
 from tornado.web import Application
 
 from ..web.limits import client_key
+
+try:
+    import resource
+except ImportError:  # not on Windows
+    resource = None  # type: ignore[assignment]
 from .options import ServeOptions
 
 log = logging.getLogger(__name__)
@@ -68,9 +73,8 @@ def bind(options: ServeOptions) -> list[socket.socket]:
 
 
 def descriptor_limit() -> str:
-    try:
-        import resource
-    except ImportError:  # not on Windows
+    """The process's descriptor limit, for messages (read when it is hit: nothing may be imported then)."""
+    if resource is None:
         return "unknown"
     soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     return "unlimited" if soft == resource.RLIM_INFINITY else str(soft)
