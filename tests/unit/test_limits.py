@@ -6,8 +6,10 @@ import logging
 
 import pytest
 
+from kernelstate.errors import ConfigError
 from kernelstate.loading import AppSpec
 from kernelstate.server.listening import RateLimitedLog
+from kernelstate.server.options import ServeOptions
 from kernelstate.session import RequestInfo
 from kernelstate.web.limits import (
     SessionLimitError,
@@ -88,3 +90,16 @@ def test_rate_limited_log_counts_what_it_left_out(caplog: pytest.LogCaptureFixtu
     with caplog.at_level(logging.WARNING, "kernelstate.test"):
         limited.warning("k", "cannot accept")
     assert caplog.records[-1].getMessage() == "cannot accept (999 more like this in the last 3600 s)"
+
+
+@pytest.mark.parametrize(("option", "value", "says"), [
+    ("max_sessions_per_client", -1, "max_sessions_per_client must be >= 0"),
+    ("max_connections_per_client", -5, "max_connections_per_client must be >= 0"),
+    ("first_connect_timeout_s", -1.0, "first_connect_timeout_s must be >= 0 seconds"),
+    ("idle_connection_timeout_s", 0, "idle_connection_timeout_s must be > 0 seconds"),
+    ("body_timeout_s", -3, "body_timeout_s must be > 0 seconds"),
+])
+def test_limit_options_are_validated(option: str, value: float, says: str) -> None:
+    with pytest.raises(ConfigError, match=says) as err:
+        ServeOptions.from_kwargs(**{option: value})
+    assert repr(value) in str(err.value)
