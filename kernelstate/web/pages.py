@@ -62,11 +62,12 @@ class PageService:
         if reuse:
             key = self.reuse.key(app.route, self.key_func_for(app), request)
             cached = self.reuse.get(key) if key is not None else None
-            session_id = self.signer.new_session_id()
-            if cached is not None and self.manager.add_pending(session_id, app, info, expiration):
-                if reuse == "verify":
-                    await self._verify(app, info, cached)
-                return cached.html.replace(TOKEN_PLACEHOLDER, self.signer.token(session_id, expiration))
+            if cached is not None:
+                session_id = self.signer.new_session_id()
+                if self.manager.add_pending(session_id, app, info, expiration):
+                    if reuse == "verify":
+                        await self._verify(app, info, cached)
+                    return cached.html.replace(TOKEN_PLACEHOLDER, self.signer.token(session_id, expiration))
         session_id = self.signer.new_session_id()
         entry = await self.manager.create(app, info, session_id, token_ttl_s=expiration)
         html = render_page(entry.host.page, TOKEN_PLACEHOLDER, options)
