@@ -89,7 +89,10 @@ def kernelstate_target() -> Target:
         prefix = [str(python), "-c", "import sys; from kernelstate.cli import main; sys.exit(main())", "serve"]
 
     def argv(app: Path, port: int, flags: Sequence[str]) -> list[str]:
-        return [*prefix, str(app), "--port", str(port), "--address", HOST, *flags]
+        # One load generator plays every client from one address: lift the per-client caps
+        # (the other servers have none), so the scenarios measure the same load for all.
+        return [*prefix, str(app), "--port", str(port), "--address", HOST,
+                "--max-sessions-per-client", "0", "--max-connections-per-client", "0", *flags]
 
     return Target(
         name="kernelstate",

@@ -82,6 +82,13 @@ class KernelstateApp(ExtensionApp):
         "requests get 503. Requests authenticated with the server's token are not counted.")).tag(config=True)
     max_sessions = Integer(None, allow_none=True, help=(
         "Most app sessions (and so app kernels) at once; further page requests get 503.")).tag(config=True)
+    max_sessions_per_client = Integer(None, allow_none=True, min=0, help=(
+        "Most app sessions one client address may hold at once; its further page requests get "
+        "503. None: half of max_sessions, or 100 without it; 0: no per-client limit.")).tag(config=True)
+    first_connect_timeout_s = Float(5.0, min=0.0, help=(
+        "An app session whose page has not connected within this long is destroyed (its kernel "
+        "shut down) and releases its slot; a WebSocket that comes later with a valid token gets "
+        "the session created again (seconds; 0: no window).")).tag(config=True)
     app_startup_timeout_s = Float(60.0, help=(
         "How long a kernel may take to start and run an app before the page fails (seconds).")).tag(config=True)
     message_limits = Dict({}, help=(
@@ -101,7 +108,9 @@ class KernelstateApp(ExtensionApp):
                                     MessageLimits.from_mapping(self.message_limits))
         self.pool = KernelPool(serverapp.kernel_manager, self.relays, self.kernel_pool_size,
                                self._pool_kernel_name, self.app_startup_timeout_s)
-        self.manager = SessionManager(self._create_host, self.unused_session_lifetime_ms, self.max_sessions)
+        self.manager = SessionManager(self._create_host, self.unused_session_lifetime_ms, self.max_sessions,
+                                      max_sessions_per_client=self.max_sessions_per_client,
+                                      first_connect_timeout_s=self.first_connect_timeout_s)
         self.reuse = ReuseCache(self.reuse_sessions_max_keys, verify=self.reuse_sessions_verify)
         self.pages = PageService(self.manager, self.signer, self.reuse,
                                  token_expiration_s=self.session_token_expiration_s,

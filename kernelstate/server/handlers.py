@@ -176,7 +176,9 @@ class IndexHandler(_Base):
 class LivenessHandler(_Base):
     def get(self) -> None:
         self.set_header("Cache-Control", "no-store")
-        self.finish({"alive": True, "sessions": len(self.site.manager), "apps": self.site.app_routes})
+        manager = self.site.manager
+        self.finish({"alive": True, "sessions": len(manager), "pending": manager.pending_count,
+                     "apps": self.site.app_routes})
 
 
 class NotFoundHandler(_Base):

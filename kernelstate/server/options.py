@@ -58,6 +58,11 @@ class ServeOptions:
     warm: bool = False
     global_loading_spinner: bool = False
     max_sessions: int | None = None
+    max_sessions_per_client: int | None = None  # None: half of max_sessions, or 100 without it; 0: no limit
+    first_connect_timeout_s: float = 5.0
+    idle_connection_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
+    max_connections_per_client: int = 128
     websocket_max_message_size: int = 20 * 1024 * 1024
     message_limits: MessageLimits = field(default_factory=MessageLimits)  # dict accepted
     secret_key: str | None = None
@@ -87,6 +92,17 @@ class ServeOptions:
             raise ConfigError(f"reuse_sessions_max_keys must be >= 1; got {self.reuse_sessions_max_keys!r}")
         if self.max_sessions is not None and self.max_sessions < 1:
             raise ConfigError(f"max_sessions must be >= 1 or None; got {self.max_sessions!r}")
+        if self.max_sessions_per_client is not None and self.max_sessions_per_client < 0:
+            raise ConfigError("max_sessions_per_client must be >= 0 (0: no per-client limit) or None (the "
+                              f"default); got {self.max_sessions_per_client!r}")
+        if self.max_connections_per_client < 0:
+            raise ConfigError("max_connections_per_client must be >= 0 (0: no per-client limit); "
+                              f"got {self.max_connections_per_client!r}")
+        if self.first_connect_timeout_s < 0:
+            raise ConfigError(f"first_connect_timeout_s must be >= 0 seconds (0: no window); got {self.first_connect_timeout_s!r}")
+        for name in ("idle_connection_timeout_s", "body_timeout_s"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be > 0 seconds; got {getattr(self, name)!r}")
         if self.log_level not in ("trace", "debug", "info", "warning", "error", "critical"):
             raise ConfigError(f"log_level must be debug, info, warning, error or critical; got {self.log_level!r}")
         object.__setattr__(self, "allow_websocket_origin", tuple(self.allow_websocket_origin))
@@ -149,6 +165,9 @@ class ServeOptions:
             reuse_sessions=reuse if reuse is not None else False,
             reuse_sessions_max_keys=ns.reuse_sessions_max_keys, warm=ns.warm,
             global_loading_spinner=ns.global_loading_spinner, max_sessions=ns.max_sessions,
+            max_sessions_per_client=ns.max_sessions_per_client, first_connect_timeout_s=ns.first_connect_timeout,
+            idle_connection_timeout_s=ns.idle_connection_timeout, body_timeout_s=ns.body_timeout,
+            max_connections_per_client=ns.max_connections_per_client,
             websocket_max_message_size=ns.websocket_max_message_size, title=ns.title,
             message_limits=MessageLimits.parse(ns.message_limit or ()),
             unix_socket=ns.unix_socket,
@@ -187,6 +206,11 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     a("--warm", action="store_true", help="run every app once at startup, before the port opens (and cache its page with --reuse-sessions)")
     a("--global-loading-spinner", action="store_true", help="show a loading overlay until the session's page has rendered")
     a("--max-sessions", type=int, default=None, metavar="N", help="refuse new sessions beyond N with 503 (default: no limit)")
+    a("--max-sessions-per-client", type=int, default=None, metavar="N", help="refuse a client address more than N sessions at once with 503 (default: half of --max-sessions, or 100 without it; 0: no limit)")
+    a("--first-connect-timeout", type=float, default=d.first_connect_timeout_s, metavar="S", help="a session whose page has not connected within S seconds releases its slot; a later WebSocket with a valid token gets it recreated (default 5; 0: no window)")
+    a("--idle-connection-timeout", type=float, default=d.idle_connection_timeout_s, metavar="S", help="close an HTTP connection that takes longer than S seconds to send a request's headers, or idles that long between requests (default 10)")
+    a("--body-timeout", type=float, default=d.body_timeout_s, metavar="S", help="close an HTTP connection that takes longer than S seconds to send a request body (default 30)")
+    a("--max-connections-per-client", type=int, default=d.max_connections_per_client, metavar="N", help="close connections from a client address beyond N open at once (default 128; 0: no limit)")
     a("--websocket-max-message-size", type=int, default=d.websocket_max_message_size, metavar="BYTES", help="largest WebSocket message accepted (default 20 MiB)")
     a("--message-limit", action="append", metavar="NAME=N", help=f"bound the work one client message may cause; NAME is values, depth, models (new models, weighted by the sub-models each builds) or references (repeatable; defaults {MessageLimits().to_json()})")
     a("--title", default=None, help="default page title")

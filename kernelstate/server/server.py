@@ -12,7 +12,6 @@ import asyncio
 import gc
 import logging
 import re
-import socket
 import threading
 import webbrowser
 from pathlib import Path
@@ -23,7 +22,6 @@ from tornado import web
 from tornado.httpserver import HTTPServer
 from tornado.httputil import HTTPHeaders, HTTPServerRequest
 from tornado.ioloop import PeriodicCallback
-from tornado.netutil import bind_sockets, bind_unix_socket
 
 from ..settings import config
 from ..errors import AppLoadError
@@ -37,6 +35,7 @@ from ..web.static import ConfinedStaticHandler
 from .handlers import (DocHandler, DocWebSocketHandler, IndexHandler, LivenessHandler, NotFoundHandler,
                        ResponseHeaders, request_info)
 from .hosts import ALLOW_HOST_HINT, HostAllowlist, host_check_rule, listening_hosts
+from .listening import Listener, bind, http_server
 from ..web.manager import SessionManager
 from .options import ServeOptions
 from .preload import preload
@@ -62,7 +61,9 @@ class Server:
         self.options = options or ServeOptions()
         self.signer = Signer.create(self.options.secret)
         self.manager = SessionManager(self._create_host, self.options.unused_session_lifetime_ms,
-                                      self.options.max_sessions)
+                                      self.options.max_sessions,
+                                      max_sessions_per_client=self.options.max_sessions_per_client,
+                                      first_connect_timeout_s=self.options.first_connect_timeout_s)
         self.reuse = ReuseCache(self.options.reuse_sessions_max_keys, verify=self.options.reuse_sessions == "verify")
         self.pages = PageService(self.manager, self.signer, self.reuse,
                                  token_expiration_s=self.options.session_token_expiration_s,
@@ -78,6 +79,7 @@ class Server:
         self.warm_task: asyncio.Task[None] | None = None
         self._collect_pending = False
         self._http: HTTPServer | None = None
+        self._listener: Listener | None = None
         self._cleanup: PeriodicCallback | None = None
         self._stopped = asyncio.Event()
         self._stop_done = threading.Event()
@@ -246,7 +248,7 @@ class Server:
         if self.options.num_threads is not None:
             thread_pool.resize(self.options.num_threads)
         preload()
-        self._http = HTTPServer(self._application(), xheaders=self.options.use_xheaders)
+        self._http = http_server(self._application(), self.options)
         self._cleanup = PeriodicCallback(self._sweep, self.options.check_unused_sessions_ms)
         self._cleanup.start()
         self.started = True
@@ -269,16 +271,12 @@ class Server:
     def _listen(self) -> None:
         """Bind the port (or unix socket) and accept connections."""
         assert self._http is not None
-        if self.options.unix_socket:
-            sockets = [bind_unix_socket(self.options.unix_socket, mode=0o600)]
-            self.port = 0
-        else:
-            sockets = bind_sockets(self.options.port, self.options.address, family=socket.AF_INET
-                                   if ":" not in self.options.address else socket.AF_UNSPEC)
-            self.port = sockets[0].getsockname()[1]
+        sockets = bind(self.options)
+        self.port = 0 if self.options.unix_socket else sockets[0].getsockname()[1]
         self._hosts = None
         self.host_allowlist()   # resolves this machine's names now, not in the first request
-        self._http.add_sockets(sockets)
+        self._listener = Listener(self._http, self.options.max_connections_per_client)
+        self._listener.add_sockets(sockets)
 
     async def _warm_then_listen(self) -> None:
         await self.warm()
@@ -398,6 +396,8 @@ class Server:
         if self._cleanup is not None:
             self._cleanup.stop()
         self.manager.destroy_all()
+        if self._listener is not None:
+            self._listener.stop()
         if self._http is not None:
             self._http.stop()
         for task in (self.warm_task, self._watch_task):

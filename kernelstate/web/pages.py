@@ -7,7 +7,9 @@ Both hosts answer an app's page through :meth:`PageService.page_for`:
   answered at once with a fresh signed token for a *pending* session, whose app
   code runs when its WebSocket connects (:mod:`kernelstate.reuse` holds the
   cache and its safety rules); in ``verify`` mode every cache hit also renders
-  a fresh session and records any difference from the cached page.
+  a fresh session and records any difference from the cached page. A request
+  too large to keep pending (:mod:`kernelstate.web.pending`) gets a session
+  rendered for it instead, which the session limits count.
 
 A page never carries a session's request values: only its signed token.
 Failures become pages too (:func:`busy_page`, :func:`app_failed_page`).
@@ -63,10 +65,10 @@ class PageService:
                 return await self._verified(app, info, cached, key, options)
             if cached is not None:
                 session_id = self.signer.new_session_id()
-                self.manager.add_pending(session_id, app, info, expiration)
-                return cached.html.replace(TOKEN_PLACEHOLDER, self.signer.token(session_id, expiration))
+                if self.manager.add_pending(session_id, app, info, expiration):
+                    return cached.html.replace(TOKEN_PLACEHOLDER, self.signer.token(session_id, expiration))
         session_id = self.signer.new_session_id()
-        entry = await self.manager.create(app, info, session_id)
+        entry = await self.manager.create(app, info, session_id, token_ttl_s=expiration)
         html = render_page(entry.host.page, TOKEN_PLACEHOLDER, options)
         if reuse and key is not None:
             learned = entry.host.session_key_func
@@ -88,7 +90,7 @@ class PageService:
         shows a page that a fresh render would not.
         """
         session_id = self.signer.new_session_id()
-        entry = await self.manager.create(app, info, session_id)
+        entry = await self.manager.create(app, info, session_id, token_ttl_s=self.token_expiration_s)
         token = self.signer.token(session_id, self.token_expiration_s)
         if self.reuse.compare(app.route, cached.spec, entry.host.page):
             self.reuse.discard(key)

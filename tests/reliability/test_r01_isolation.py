@@ -127,7 +127,10 @@ def check_log(text: str, sessions: dict[str, str]) -> tuple[int, list[str]]:
 def isolation_run(ks_serve_process: Any, tmp_path: Path, figures: Any, sessions: int, duration_s: float) -> None:
     script = tmp_path / "iso.py"
     script.write_text(ISOLATION_APP)
-    proc = ks_serve_process(str(script), "--unused-session-lifetime", "60000")
+    # All tabs come from 127.0.0.1: beyond the default per-address shares (100 sessions, 128
+    # connections) the soak lifts them.
+    lift = ("--max-sessions-per-client", "0", "--max-connections-per-client", "0") if sessions > 100 else ()
+    proc = ks_serve_process(str(script), "--unused-session-lifetime", "60000", *lift)
     url = proc.url.rstrip("/") + "/iso"
     server = psutil.Process(proc.proc.pid)
     owners: dict[str, str] = {}

@@ -216,7 +216,7 @@ def test_push_doc_from_a_client_is_refused(ks_serve_process: Any, tmp_path: Path
 
 def test_session_cap_answers_503_and_spares_existing_sessions(ks_serve_process: Any, tmp_path: Path, figures: Any) -> None:
     """--max-sessions 3: the 4th GET is 503 with Retry-After and a message; the 3 tabs keep working."""
-    proc, url = serve(ks_serve_process, tmp_path, "--max-sessions", "3",
+    proc, url = serve(ks_serve_process, tmp_path, "--max-sessions", "3", "--max-sessions-per-client", "3",
                       "--unused-session-lifetime", "300", "--check-unused-sessions", "100")
 
     async def main() -> None:

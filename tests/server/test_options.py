@@ -100,7 +100,7 @@ def test_autoreload_reloads_open_pages(tmp_path: Path, ks_server: Any) -> None:
 
 def test_session_cap_answers_503(ks_server: Any) -> None:
     """--max-sessions: beyond the cap a new page gets 503 with Retry-After; existing sessions keep working."""
-    server = ks_server(str(APPS / "counter.py"), max_sessions=2)
+    server = ks_server(str(APPS / "counter.py"), max_sessions=2, max_sessions_per_client=2)
 
     async def main() -> None:
         async with ProtocolClient(server.url + "counter") as a, ProtocolClient(server.url + "counter") as b:

@@ -300,7 +300,9 @@ def test_cli_help_is_complete() -> None:
     out = subprocess.run([sys.executable, "-m", "kernelstate.cli", "serve", "--help"], capture_output=True, text=True, check=True).stdout
     for flag in ("--port", "--address", "--prefix", "--show", "--autoreload", "--num-threads", "--unused-session-lifetime",
                  "--check-unused-sessions", "--keep-alive", "--session-token-expiration", "--allow-websocket-origin",
-                 "--setup", "--static-dirs", "--index", "--log-level", "--reuse-sessions", "--warm", "--global-loading-spinner"):
+                 "--setup", "--static-dirs", "--index", "--log-level", "--reuse-sessions", "--warm", "--global-loading-spinner",
+                 "--max-sessions-per-client", "--first-connect-timeout", "--idle-connection-timeout", "--body-timeout",
+                 "--max-connections-per-client"):
         assert flag in out, flag
     top = subprocess.run([sys.executable, "-m", "kernelstate.cli", "--help"], capture_output=True, text=True, check=True).stdout
     assert "serve" in top
