@@ -78,7 +78,7 @@ def _serve(ns: argparse.Namespace) -> int:
             print(f"kernelstate {__version__} serving {len(server.apps)} app(s) on {server.url}", flush=True)
             for title, url in server.app_urls():
                 print(f"  {url}  ({title})", flush=True)
-        await server._stopped.wait()
+        await server.wait_stopped()
 
     try:
         asyncio.run(run())

@@ -17,10 +17,12 @@ def preload() -> None:
     _preloaded.append(True)
     import bokeh.io  # noqa: F401
 
+    from bokeh.document import Document
+
     from ..components.pane import Markdown
     from ..loading import PageSpec
 
-    Markdown("*warm*")._to_model("object", "*warm*")
+    Markdown("*warm*").get_model(Document())
     for name in ("basic", "material", "bootstrap"):
         render_page(PageSpec("warm", name, [("p0", "main")]), TOKEN_PLACEHOLDER, PageOptions())
     render_message("warm", "warm", [])

@@ -356,6 +356,10 @@ class Server:
             self.reuse.clear()
             log.info("reloaded: %s", ", ".join(sorted(str(p) for p in changed)))
 
+    async def wait_stopped(self) -> None:
+        """Return once the server has stopped (from any thread's ``stop()``)."""
+        await self._stopped.wait()
+
     async def serve_until_stopped(self) -> None:
         self.start()
         await self.ready()

@@ -37,13 +37,6 @@ ALLOWED: dict[tuple[str, str, str], str] = {
         "_RateLimitedLog is shared across modules today; to be renamed public",
     ("kernelstate.tasks", "private-name", "kernelstate.scheduling._RateLimitedLog"):
         "_RateLimitedLog is shared across modules today; to be renamed public",
-    # TODO(issue 15): Server needs a public way to wait until it has stopped.
-    ("kernelstate.cli", "private-name", "kernelstate.server.server.Server._stopped"):
-        "`kernelstate serve` waits on the server's private stop event",
-    # TODO(issue 15): warming the page templates renders a Markdown model through its private converter;
-    # the pane needs a public way to pre-render (or the warm-up a public entry point).
-    ("kernelstate.server.server", "private-name", "kernelstate.components.pane.Markdown._to_model"):
-        "server.preload() warms the Markdown converter through Markdown._to_model",
     # Not a debt: jupyter_server finds an extension through this underscore-named hook on the
     # package and calls the ExtensionApp classmethod of the same name; the names are Jupyter's API.
     ("kernelstate.jupyter", "private-name",
