@@ -67,7 +67,7 @@ def app_url(jp_serverapp: Any, jp_http_port: int) -> Any:
 
 async def test_app_sessions_run_in_pooled_kernels_isolated_and_shut_down(
         ks_ext: Any, jp_root_dir: Path, jp_serverapp: Any, jp_auth_header: dict[str, str], jp_fetch: Any,
-        app_url: Any) -> None:
+        app_url: Any, jp_http_port: int) -> None:
     """Each session runs the app in its own (pre-started) kernel; ks.state sees the request but no credentials."""
     (jp_root_dir / "apps").mkdir()
     (jp_root_dir / "apps" / "greet.py").write_text(GREETER)
