@@ -89,11 +89,28 @@ class RecordedMapping(Mapping[str, Any]):
 class RecordedRequest:
     """The session's request, read through properties that record what was read."""
 
-    __slots__ = ("__info", "__reads")
+    __slots__ = ("__info", "__reads", "__hooks")
 
     def __init__(self, info: RequestInfo | None = None) -> None:
         self.__info = info or RequestInfo()
         self.__reads: set[Read] = set()
+        self.__hooks = 0
+
+    def audit(self) -> RequestInfo:
+        """The whole record, not recorded: only inside ``on_session_created``/``destroyed`` hooks.
+
+        A hook that only looks (an audit log, metrics) reads the request here
+        without making the page uncacheable. Anywhere else this raises, so app
+        code cannot read the request past the reuse check.
+        """
+        if not self.__hooks:
+            raise RuntimeError("request.audit() is for on_session_created/on_session_destroyed hooks; "
+                               "app code reads ks.state.request (its reads decide whether a page may be reused)")
+        return self.__info
+
+    def hook_running(self, running: bool) -> None:
+        """Framework use: a session hook starts (True) or ends (False)."""
+        self.__hooks = max(0, self.__hooks + (1 if running else -1))
 
     @property
     def reads(self) -> frozenset[Read]:

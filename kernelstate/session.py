@@ -71,7 +71,7 @@ class SessionHooks:
 
     def run_created(self, session: Session) -> None:
         for cb in list(self.created):
-            session.scheduler.invoke(lambda cb=cb: cb(session), f"on_session_created hook {callback_name(cb)}")
+            session.scheduler.invoke(lambda cb=cb: _as_hook(session, cb), f"on_session_created hook {callback_name(cb)}")
 
 
 hooks = SessionHooks()
@@ -221,7 +221,7 @@ class Session:
         for cb in [*self.destroyed_hooks, *hooks.destroyed]:
             try:
                 with activate(self):
-                    cb(self)
+                    _as_hook(self, cb)
             except Exception:
                 _RateLimitedLog().failed(f"on_session_destroyed hook {callback_name(cb)}", self.id)
         self.destroyed_hooks.clear()
@@ -310,6 +310,15 @@ class KernelSession(Session):
         """A kernel session lives as long as the process: stop its callbacks only."""
         self.scheduler.stop()
         self.scheduler = Scheduler(self)
+
+
+def _as_hook(session: Session, cb: Callable[[Session], Any]) -> Any:
+    """Run a created/destroyed hook, during which ``session.request.audit()`` is allowed."""
+    session.request.hook_running(True)
+    try:
+        return cb(session)
+    finally:
+        session.request.hook_running(False)
 
 
 def _release_document(document: Document) -> None:

@@ -129,3 +129,36 @@ def test_verify_mode_never_serves_a_page_that_differs(ks_server: Any) -> None:
         ks.state.cache.pop("r17-count", None)
     assert titles == ["render 1", "render 2", "render 3"], titles
     assert any("title differs" in d for d in server.reuse.differences)
+
+
+def test_hooks_audit_without_disabling_reuse(ks_server: Any) -> None:
+    """A created hook reads the request through ``audit()`` (not recorded); app code cannot."""
+    audited: list[str] = []
+
+    def hook(session: Any) -> None:
+        audited.append(session.request.audit().headers.get("User-Agent", ""))
+
+    def app() -> Any:
+        with pytest.raises(RuntimeError, match="hooks"):
+            ks.state.request.audit()
+        return ks.pane.Str("audited")
+
+    ks.state.on_session_created(hook)
+    try:
+        server = ks_server({"audited": app}, reuse_sessions=True)
+
+        async def main() -> None:
+            for _ in range(2):
+                tab = ProtocolClient(server.url + "audited", headers={"User-Agent": "R17-agent"})
+                await tab.fetch_page()
+                await tab.connect()
+                assert "audited" in tab.visible_text()
+                await tab.close()
+
+        run(main)
+    finally:
+        from kernelstate.session import hooks
+
+        hooks.created.remove(hook)
+    assert audited == ["R17-agent", "R17-agent"]
+    assert len(server.reuse) == 1, "an auditing hook must not make the page uncacheable"
