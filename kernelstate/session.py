@@ -197,6 +197,8 @@ class Session:
         self.scheduler = Scheduler(self, clock)
         self.destroyed_hooks: list[Callable[[Session], Any]] = []
         self.request_reads: set[tuple[str, str | None]] = set()
+        # browser values components refused, per "<Component>.<parameter>" (components/validation.py)
+        self.refused_values: dict[str, int] = {}
         self.title: str | None = None
         self.servables: list[tuple[Any, str]] = []
         self._template: Any = None

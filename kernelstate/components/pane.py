@@ -4,6 +4,7 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import nh3
 import param
 from bokeh.document import Document
 from bokeh.models import Div, Model
@@ -15,6 +16,13 @@ if TYPE_CHECKING:
     from ..session import Session
 
 _md = MarkdownIt("commonmark", {"html": True}).enable("table")
+# nh3's defaults plus ``class`` (code blocks carry ``language-*``) and table alignment.
+_ALLOWED_ATTRIBUTES: dict[str, set[str]] = {
+    **{tag: set(attrs) for tag, attrs in nh3.ALLOWED_ATTRIBUTES.items()},
+    "*": {"class", *nh3.ALLOWED_ATTRIBUTES.get("*", set())},
+    "td": {"style", *nh3.ALLOWED_ATTRIBUTES.get("td", set())},
+    "th": {"style", *nh3.ALLOWED_ATTRIBUTES.get("th", set())},
+}
 
 
 class _TextPane(Component):
@@ -34,12 +42,28 @@ class _TextPane(Component):
 
 
 class Markdown(_TextPane):
-    """Markdown text (CommonMark with tables), rendered to HTML on the server."""
+    """Markdown text (CommonMark with tables), rendered to HTML on the server.
 
+    Raw HTML inside the Markdown is sanitized by default (nh3: scripts, event
+    handler attributes such as ``onerror``, ``javascript:`` links and the like
+    are removed), so an app that shows user input as Markdown does not run the
+    user's scripts. ``sanitize=False`` keeps the HTML as written: only for
+    trusted text.
+    """
+
+    sanitize = param.Boolean(default=True, doc="Remove scripts and event handlers from embedded HTML (nh3).")
+
+    _synced: ClassVar[dict[str, str]] = {"object": "text", "sanitize": "text"}
     _css_class = "ks-markdown"
 
+    def _model_props(self, names: list[str]) -> dict[str, Any]:
+        return {"text": self._to_model("object", self.object)}
+
     def _to_model(self, name: str, value: Any) -> Any:
-        return _md.render("" if value is None else str(value))
+        rendered = _md.render("" if value is None else str(value))
+        if self.sanitize:
+            rendered = nh3.clean(rendered, attributes=_ALLOWED_ATTRIBUTES, filter_style_properties={"text-align"})
+        return rendered
 
 
 class Str(_TextPane):

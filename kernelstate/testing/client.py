@@ -238,7 +238,10 @@ class ProtocolClient:
         """Change a property as the browser would (PATCH-DOC) and wait for OK."""
         model = self.get(model) if isinstance(model, str) else model
         self._outbox = []
-        setattr(model, attr, value)
+        if model.lookup(attr).readonly:  # read-only in Python (FileInput.value...), set by BokehJS
+            model.set_from_json(attr, value)
+        else:
+            setattr(model, attr, value)
         return await self._send_local()
 
     async def click(self, button: Model | str) -> Any:

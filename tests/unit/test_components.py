@@ -49,6 +49,17 @@ def test_markdown_renders_html() -> None:
     assert "<h1>Title</h1>" in m.text and "<em>x</em>" in m.text
 
 
+def test_markdown_sanitizes_html_by_default() -> None:
+    """Markdown removes scripts and event handlers from embedded HTML unless sanitize=False."""
+    md = ks.pane.Markdown('<img src=x onerror="alert(1)"> <script>alert(2)</script> **bold** <a href="javascript:x()">l</a>')
+    m = model(md)
+    assert "onerror" not in m.text and "<script" not in m.text and "javascript:" not in m.text
+    assert '<img src="x">' in m.text and "<strong>bold</strong>" in m.text
+    md.sanitize = False
+    assert 'onerror="alert(1)"' in m.text and "<script>alert(2)</script>" in m.text
+    assert ks.pane.Markdown("<script>x</script>", sanitize=False).get_model(Session().document).text.count("<script>") == 1
+
+
 def test_number_format() -> None:
     """Number formats its value with format='{value} °C'."""
     n = ks.indicators.Number(name="Temp", value=21.5, format="{value} °C")
