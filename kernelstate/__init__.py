@@ -26,6 +26,8 @@ _ATTRS = {
     "Tabs": ("components.tabs", "Tabs"),
     "Accordion": ("components.tabs", "Accordion"),
     "Session": ("session", "Session"),
+    "bind": ("components.reactive", "bind"),
+    "depends": ("components.reactive", "depends"),
 }
 _MODULES = ("pane", "widgets", "indicators", "template", "testing", "errors")
 
@@ -34,6 +36,7 @@ __all__ = ["__version__", *_ATTRS, *_MODULES, "load_ipython_extension"]
 if TYPE_CHECKING:
     from . import errors, indicators, pane, template, testing, widgets
     from .components.layout import Card, Column, Divider, FlexBox, GridBox, Row, Spacer
+    from .components.reactive import bind, depends
     from .components.tabs import Accordion, Tabs
     from .settings import config, extension
     from .server.server import Server, serve

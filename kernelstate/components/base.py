@@ -206,6 +206,14 @@ def as_component(obj: Any) -> Component:
         from .pane import BokehModel
 
         return BokehModel(obj)
+    bound = getattr(obj, "__ks_bound__", obj)
+    from .reactive import Bound, Output  # a cycle: reactive builds on this module
+
+    if isinstance(bound, Bound):
+        # One output per bound function, however often it is placed.
+        if bound.output is None:
+            bound.output = Output(bound)
+        return bound.output
     raise TypeError(
         f"cannot show {type(obj).__name__} object {obj!r:.80}; pass a kernelstate component, a string or a Bokeh model"
     )
