@@ -206,6 +206,10 @@ def as_component(obj: Any) -> Component:
         from .pane import BokehModel
 
         return BokehModel(obj)
+    if type(obj).__name__ == "DataFrame" and type(obj).__module__.startswith("pandas"):
+        from .table import DataFrame
+
+        return DataFrame(obj)
     bound = getattr(obj, "__ks_bound__", obj)
     from .reactive import Bound, Output  # a cycle: reactive builds on this module
 

@@ -43,8 +43,9 @@ Dependency = tuple[param.Parameterized, str]
 
 def _dependency(arg: Any) -> Dependency | None:
     """(owner, parameter name) when ``arg`` is a widget/component with a value, or a bound Parameter."""
-    if isinstance(arg, param.Parameter) and isinstance(getattr(arg, "owner", None), param.Parameterized):
-        return arg.owner, arg.name
+    owner = getattr(arg, "owner", None)
+    if isinstance(arg, param.Parameter) and isinstance(owner, param.Parameterized) and arg.name is not None:
+        return owner, arg.name
     if isinstance(arg, param.Parameterized) and "value" in arg.param:
         return arg, "value"
     return None
@@ -65,7 +66,7 @@ class Bound:
             raise TypeError(f"ks.bind needs a function as its first argument; got {fn!r:.80}")
         self.fn, self.args, self.kwargs = fn, args, kwargs
         self.output: Output | None = None  # the component showing it, made on first display
-        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+        functools.update_wrapper(self, fn)
 
     def dependencies(self) -> list[Dependency]:
         deps: list[Dependency] = []

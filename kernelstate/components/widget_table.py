@@ -200,7 +200,7 @@ NOT_INPUTS: dict[str, str] = {
     "Markdown": "static markup: ks.pane.Markdown renders (and sanitizes) Markdown on the server",
     "HelpButton": "shows a tooltip in the browser; it has no value and sends no event",
     "Progress": "a display, not an input: ks.indicators.Progress",
-    "DataTable": "a table over a data source: ks.widgets.DataTable",
+    "DataTable": "written by hand (selection, cell edits, stream/patch): ks.widgets.DataTable in table.py",
     "DataCube": "a grouped, read-only DataTable view: ks.widgets.DataTable covers the input side",
 }
 

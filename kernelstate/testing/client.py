@@ -33,7 +33,7 @@ from tornado.websocket import WebSocketClientConnection, websocket_connect
 from ..sync import message_frames
 
 _protocol = Protocol()
-_ITEMS = re.compile(r'<script type="application/json" id="ks-render-items">(.*?)</script>', re.S)
+_ITEMS = re.compile(r'<script type="application/json" id="ks-render-items">(.*?)</script>', re.DOTALL)
 
 
 class ProtocolError(AssertionError):
@@ -87,6 +87,8 @@ class ProtocolClient:
         self.close_code: int | None = None
         self.close_reason: str | None = None
         self.patches_received = 0
+        #: the event kinds of every PATCH-DOC received, in order (e.g. ["ModelChanged"], ["ColumnsStreamed"])
+        self.patch_kinds: list[list[str]] = []
         self.errors: list[str] = []
         self._receiver = Receiver(_protocol)
         self._replies: dict[str, asyncio.Future[Any]] = {}
@@ -157,7 +159,7 @@ class ProtocolClient:
         if self._reader is not None:
             try:
                 await asyncio.wait_for(self._reader, 2)
-            except (asyncio.TimeoutError, asyncio.CancelledError):
+            except (TimeoutError, asyncio.CancelledError):
                 self._reader.cancel()
             self._reader = None
 
@@ -186,6 +188,7 @@ class ProtocolClient:
             if self._ack is not None and not self._ack.done():
                 self._ack.set_result(None)
         elif msgtype == "PATCH-DOC":
+            self.patch_kinds.append([str(e.get("kind")) for e in message.content.get("events", [])])
             message.apply_to_document(self.document, self)
             self.patches_received += 1
             self._changed.set()
@@ -244,6 +247,12 @@ class ProtocolClient:
             setattr(model, attr, value)
         return await self._send_local()
 
+    async def change(self, mutate: Callable[[], Any]) -> Any:
+        """Run ``mutate()`` on the replica (e.g. ``source.patch(...)`` as a table edit does) and send it."""
+        self._outbox = []
+        mutate()
+        return await self._send_local()
+
     async def click(self, button: Model | str) -> Any:
         """Click a Button (a ButtonClick event) and wait for OK."""
         button = self.get(button) if isinstance(button, str) else button
@@ -295,7 +304,7 @@ class ProtocolClient:
             self._changed.clear()
             try:
                 await asyncio.wait_for(self._changed.wait(), min(remaining, 0.5))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     async def wait_closed(self, timeout: float | None = None) -> tuple[int | None, str | None]:

@@ -46,29 +46,30 @@ def test_list_edits_keep_surviving_children_models(ks_server: Any) -> None:
 
     async def main() -> None:
         async with ProtocolClient(server.url) as a, ProtocolClient(server.url) as b:
-            for tab in (a, b):
-                inner = tab.find(Tabs)[0]
-                column = next(m for m in tab.document.roots[0].children if m is not inner)
-                before = list(column.children)
-                first_panel_child = inner.tabs[0].child
-                col.append("d")
-                await tab.wait_for(lambda column=column: len(column.children) == 4)
-                assert column.children[:3] == before
-                col.pop(0)
-                await tab.wait_for(lambda column=column: len(column.children) == 3)
-                assert column.children[:2] == before[1:]
-                col[0:1] = ["x", "y"]
-                await tab.wait_for(lambda column=column: len(column.children) == 4)
-                assert column.children[2] is before[2] and "x" in column.children[0].text
-                del col[0]
-                await tab.wait_for(lambda column=column: len(column.children) == 3)
-                tabs.append(("C", "tab c"))
-                await tab.wait_for(lambda inner=inner: len(inner.tabs) == 3)
-                assert inner.tabs[0].child is first_panel_child and inner.tabs[2].title == "C"
-                # reset for the next tab's round
-                col.objects = ["a", "b", "c"]
-                tabs.pop()
-                await tab.wait_for(lambda inner=inner: len(inner.tabs) == 2)
+            tabs_ = (a, b)
+            inner = {t: t.find(Tabs)[0] for t in tabs_}
+            column = {t: next(m for m in t.document.roots[0].children if m is not inner[t]) for t in tabs_}
+            before = {t: list(column[t].children) for t in tabs_}
+            first_panel_child = {t: inner[t].tabs[0].child for t in tabs_}
+
+            async def settle(predicate: Any) -> None:
+                for t in tabs_:
+                    await t.wait_for(lambda t=t: predicate(t))
+
+            col.append("d")
+            await settle(lambda t: len(column[t].children) == 4)
+            assert all(column[t].children[:3] == before[t] for t in tabs_)
+            col.pop(0)
+            await settle(lambda t: len(column[t].children) == 3)
+            assert all(column[t].children[:2] == before[t][1:] for t in tabs_)
+            col[0:1] = ["x", "y"]
+            await settle(lambda t: len(column[t].children) == 4)
+            assert all(column[t].children[2] is before[t][2] and "x" in column[t].children[0].text for t in tabs_)
+            del col[0]
+            await settle(lambda t: len(column[t].children) == 3)
+            tabs.append(("C", "tab c"))
+            await settle(lambda t: len(inner[t].tabs) == 3)
+            assert all(inner[t].tabs[0].child is first_panel_child[t] and inner[t].tabs[2].title == "C" for t in tabs_)
 
     asyncio.run(main())
 

@@ -111,6 +111,7 @@ def test_every_bokeh_input_widget_has_a_component() -> None:
     assert set(WIDGETS) == set(CASES) | EVENT_WIDGETS, "every generated widget needs a browser test case below"
     for name in WIDGETS:
         assert getattr(ks.widgets, name) is WIDGETS[name]
+    assert ks.widgets.DataTable.__module__ == "kernelstate.components.table"
 
 
 def bokeh_type(name: str) -> type[Any]:
