@@ -4,14 +4,12 @@ from __future__ import annotations
 import re
 
 import pytest
-from bokeh.document import Document
 from bokeh.events import ButtonClick
 from bokeh.models import Button, Column, Div, Row, Select, Slider, TextInput, Toggle
 
 import kernelstate as ks
 from kernelstate.context import activate
 from kernelstate.session import Session
-
 
 _alive: list[Session] = []
 
@@ -173,3 +171,30 @@ def test_unknown_objects_get_a_clear_error() -> None:
     """Putting an unsupported object in a layout says what to pass instead."""
     with pytest.raises(TypeError, match=re.escape("pass a kernelstate component")):
         ks.Column(object())
+
+
+PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082")
+
+
+def test_image_json_alert_panes(tmp_path: object) -> None:
+    """Image embeds PNG bytes/paths/SVG as data URLs; JSON pretty-prints escaped; Alert colors sanitized Markdown."""
+    import base64
+    from pathlib import Path
+
+    assert f"data:image/png;base64,{base64.b64encode(PNG).decode()}" in model(ks.pane.Image(PNG, width=10)).text
+    path = Path(str(tmp_path)) / "dot.png"
+    path.write_bytes(PNG)
+    assert 'width="10"' in model(ks.pane.Image(path, width=10)).text
+    assert "data:image/svg+xml;base64," in model(ks.pane.Image('<svg xmlns="http://www.w3.org/2000/svg"/>')).text
+    with pytest.raises(ValueError, match="not a PNG"):
+        model(ks.pane.Image(b"GIF7 not an image"))
+    with pytest.raises(FileNotFoundError, match="no image file"):
+        model(ks.pane.Image("missing.png"))
+    j = model(ks.pane.JSON({"a": [1, {"b": "<x>"}]}, depth=1))
+    assert "x&gt;" not in j.text and "&quot;a&quot;: &quot;…&quot;" in j.text and j.text.startswith("<pre>")
+    assert "&lt;x&gt;" in model(ks.pane.JSON('{"b": "<x>"}')).text
+    alert = ks.pane.Alert("**Careful** <script>x</script>", alert_type="danger")
+    a = model(alert)
+    assert "<strong>Careful</strong>" in a.text and "<script>" not in a.text and a.styles["color"] == "#842029"
+    alert.alert_type = "success"
+    assert a.styles["color"] == "#0f5132"
