@@ -6,13 +6,14 @@ The classes are generated from the declarative table in
 """
 from __future__ import annotations
 
+from .components.download import FileDownload
 from .components.table import DataTable
 from .components.widget_table import WIDGETS
 from .components.widgets import Widget
 
 globals().update(WIDGETS)
 
-__all__ = ["DataTable", "Widget", *sorted(WIDGETS)]  # noqa: PLE0604 - the generated names, all strings
+__all__ = ["DataTable", "FileDownload", "Widget", *sorted(WIDGETS)]  # noqa: PLE0604 - the generated names, all strings
 
 
 def __getattr__(name: str) -> type[Widget]:

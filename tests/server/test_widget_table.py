@@ -250,3 +250,21 @@ def test_time_picker_validates_on_the_server(caplog: pytest.LogCaptureFixture) -
         model.value = case.invalid
     assert picker.value == case.expected and model.value == case.expected
     assert session.refused_values == {"TimePicker.value": 1}
+
+
+def test_slider_value_throttled_is_synced_and_validated() -> None:
+    """`value_throttled` (set by BokehJS when a drag ends) reaches its parameter, through the same checks."""
+    from kernelstate.context import activate
+    from kernelstate.session import Session
+
+    slider = ks.widgets.IntSlider(start=0, end=10, value=1)
+    ends: list[int] = []
+    slider.param.watch(lambda e: ends.append(e.new), "value_throttled")
+    session = Session()
+    model = slider.get_model(session.document, session)
+    session.document.add_root(model)
+    with activate(session):
+        model.set_from_json("value_throttled", 6)
+        model.set_from_json("value_throttled", 60)
+    assert slider.value_throttled == 6 and ends == [6] and model.value_throttled == 6
+    assert session.refused_values == {"IntSlider.value_throttled": 1}

@@ -198,3 +198,24 @@ def test_image_json_alert_panes(tmp_path: object) -> None:
     assert "<strong>Careful</strong>" in a.text and "<script>" not in a.text and a.styles["color"] == "#842029"
     alert.alert_type = "success"
     assert a.styles["color"] == "#0f5132"
+
+
+def test_file_download_embeds_the_file_per_view(tmp_path: object) -> None:
+    """FileDownload puts the file (bytes, path, or a function run per view) in the button's click handler."""
+    import base64
+    from pathlib import Path
+
+    path = Path(str(tmp_path)) / "report.csv"
+    path.write_bytes(b"a,b\n1,2\n")
+    download = ks.widgets.FileDownload(path)
+    m = model(download)
+    assert isinstance(m, Button) and m.label == "Download" and download.filename == "report.csv"
+    (save,) = m.js_event_callbacks["button_click"]
+    assert save.args["data"] == base64.b64encode(b"a,b\n1,2\n").decode() and save.args["filename"] == "report.csv"
+    download.file = b"new"
+    assert m.js_event_callbacks["button_click"][0].args["data"] == base64.b64encode(b"new").decode()
+    per_view = ks.widgets.FileDownload(lambda: ks.state.session_id.encode(), filename="me.txt")
+    s1, s2 = Session(), Session()
+    d1, d2 = model(per_view, s1), model(per_view, s2)
+    assert d1.js_event_callbacks["button_click"][0].args["data"] == base64.b64encode(s1.id.encode()).decode()
+    assert d2.js_event_callbacks["button_click"][0].args["data"] == base64.b64encode(s2.id.encode()).decode()
