@@ -11,6 +11,7 @@ does not keep dead sessions' Documents alive.
 """
 from __future__ import annotations
 
+import functools
 import threading
 import weakref
 from collections.abc import Callable
@@ -91,8 +92,11 @@ class Component(param.Parameterized):
             model.on_change(prop, self._browser_change(model_ref, session_ref, prop, name))
         with self._views_lock:
             self._views[key] = View(model, weakref.ref(session), weakref.ref(doc))
-        session.on_destroy(lambda s, key=key: self._drop_view(key))
+        session.on_destroy(functools.partial(self._drop_view_of, key))
         return model
+
+    def _drop_view_of(self, key: int, session: Session) -> None:
+        self._drop_view(key)
 
     def _drop_view(self, key: int) -> None:
         with self._views_lock:
@@ -142,7 +146,7 @@ class Component(param.Parameterized):
             session = view.session()
             if session is None or session.destroyed:
                 continue
-            session.call_soon(lambda view=view: self._apply(view, names))
+            session.call_soon(functools.partial(self._apply, view, names))
 
     def _apply(self, view: View, names: list[str]) -> None:
         if view.document() is None:

@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import param
 from bokeh.document import Document
-from bokeh.models import Div, Model
+from bokeh.models import Model
+from bokeh.models.widgets import Div
 from bokeh.models.widgets import Progress as BkProgress
 
 from .base import Component
@@ -35,7 +36,8 @@ class Number(Component):
         )
 
     def _create_model(self, doc: Document, session: Session) -> Model:
-        return Div(text=self._html(), css_classes=["ks-indicator"])
+        model: Model = Div(text=self._html(), css_classes=["ks-indicator"])
+        return model
 
 
 class Progress(Component):

@@ -14,12 +14,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import param
 from bokeh.document import Document
 from bokeh.events import ButtonClick
-from bokeh.models import Button as BkButton
 from bokeh.models import Column as BkColumn
-from bokeh.models import Div, Model
 from bokeh.models import GridBox as BkGridBox
+from bokeh.models import Model
 from bokeh.models import Row as BkRow
 from bokeh.models import Spacer as BkSpacer
+from bokeh.models.widgets import Button as BkButton
+from bokeh.models.widgets import Div
 
 from .base import Component, View, as_component
 

@@ -6,7 +6,7 @@ import html
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import nh3
 import param
@@ -40,8 +40,9 @@ class _TextPane(Component):
         super().__init__(object=object, **params)
 
     def _create_model(self, doc: Document, session: Session) -> Model:
-        return Div(text=self._to_model("object", self.object), css_classes=[self._css_class],
-                   sizing_mode=self.sizing_mode)
+        model: Model = Div(text=self._to_model("object", self.object), css_classes=[self._css_class],
+                           sizing_mode=cast(Any, self.sizing_mode))
+        return model
 
     _css_class = "ks-pane"
 
@@ -100,7 +101,8 @@ class BokehModel(Component):
     def _create_model(self, doc: Document, session: Session) -> Model:
         if self.object.document is not None and self.object.document is not doc:
             raise ValueError(f"Bokeh model {self.object!r} is already in another Document; wrap a fresh model per session")
-        return self.object
+        model: Model = self.object
+        return model
 
 
 class JSON(_TextPane):
@@ -191,7 +193,7 @@ class Image(Component):
         return f'<img src="{src}" alt="{html.escape(self.alt_text, quote=True)}"{size} style="max-width:100%">'
 
     def _create_model(self, doc: Document, session: Session) -> Model:
-        model: Model = Div(text=self._html(), css_classes=["ks-image"], sizing_mode=self.sizing_mode)
+        model: Model = Div(text=self._html(), css_classes=["ks-image"], sizing_mode=cast(Any, self.sizing_mode))
         return model
 
 
