@@ -187,7 +187,9 @@ class Image(Component):
     def _html(self) -> str:
         if self.object is None:
             return ""
-        data, mime = image_data(self.object)
+        return self._img(*image_data(self.object))
+
+    def _img(self, data: bytes, mime: str) -> str:
         size = "".join(f' {k}="{v}"' for k, v in (("width", self.width), ("height", self.height)) if v is not None)
         src = f"data:{mime};base64,{base64.b64encode(data).decode()}"
         return f'<img src="{src}" alt="{html.escape(self.alt_text, quote=True)}"{size} style="max-width:100%">'
@@ -215,3 +217,28 @@ def image_data(obj: Any) -> tuple[bytes, str]:
     if data.lstrip()[:5] in (b"<svg ", b"<?xml") or data.lstrip().startswith(b"<svg"):
         return data, "image/svg+xml"
     raise ValueError(f"ks.pane.Image: {data[:8]!r}... is not a PNG, JPEG, GIF or SVG image")
+
+
+class Matplotlib(Image):
+    """A Matplotlib ``Figure`` rendered to PNG on the server (needs the ``matplotlib`` extra).
+
+    Build figures with ``matplotlib.figure.Figure()`` rather than ``pyplot``: pyplot keeps
+    every figure in a process-wide registry, which sessions would share. After changing a
+    figure, call ``pane.param.trigger("object")`` (or assign a new figure) to re-render it.
+    """
+
+    dpi = param.Integer(default=96, bounds=(1, None))
+    _synced: ClassVar[dict[str, str]] = {**Image._synced, "dpi": "text"}
+
+    def _html(self) -> str:
+        if self.object is None:
+            return ""
+        from io import BytesIO
+
+        try:
+            from matplotlib.backends.backend_agg import FigureCanvasAgg
+        except ImportError:
+            raise ImportError("ks.pane.Matplotlib needs matplotlib: pip install 'kernelstate[matplotlib]'") from None
+        buffer = BytesIO()
+        FigureCanvasAgg(self.object).print_figure(buffer, format="png", dpi=self.dpi)
+        return self._img(buffer.getvalue(), "image/png")

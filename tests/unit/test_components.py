@@ -219,3 +219,17 @@ def test_file_download_embeds_the_file_per_view(tmp_path: object) -> None:
     d1, d2 = model(per_view, s1), model(per_view, s2)
     assert d1.js_event_callbacks["button_click"][0].args["data"] == base64.b64encode(s1.id.encode()).decode()
     assert d2.js_event_callbacks["button_click"][0].args["data"] == base64.b64encode(s2.id.encode()).decode()
+
+
+def test_matplotlib_pane_renders_png_on_the_server() -> None:
+    """A Matplotlib Figure becomes an embedded PNG; re-triggering `object` re-renders it."""
+    figure_mod = pytest.importorskip("matplotlib.figure")
+    fig = figure_mod.Figure(figsize=(2, 1))
+    fig.add_subplot().plot([1, 3, 2])
+    pane = ks.pane.Matplotlib(fig, dpi=50)
+    m = model(pane)
+    assert m.text.startswith('<img src="data:image/png;base64,iVBORw0KGgo')
+    before = m.text
+    fig.axes[0].plot([3, 1, 3])
+    pane.param.trigger("object")
+    assert m.text != before and m.text.startswith('<img src="data:image/png;base64,')
