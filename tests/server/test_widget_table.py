@@ -268,3 +268,35 @@ def test_slider_value_throttled_is_synced_and_validated() -> None:
         model.set_from_json("value_throttled", 60)
     assert slider.value_throttled == 6 and ends == [6] and model.value_throttled == 6
     assert session.refused_values == {"IntSlider.value_throttled": 1}
+
+
+@pytest.mark.parametrize("row", TABLE, ids=lambda row: row.name)
+def test_generated_class_renders_its_bokeh_model_with_every_synced_property(row: Any) -> None:
+    """Each generated component renders the row's Bokeh model, each synced parameter on its Bokeh property."""
+    from kernelstate.session import Session
+
+    kwargs = CASES[row.name].kwargs if row.name in CASES else {}
+    widget = WIDGETS[row.name](**kwargs)
+    session = Session()
+    model = widget.get_model(session.document, session)
+    assert type(model) is row.bokeh
+    for name, prop in widget._synced.items():
+        expected = widget._to_model(name, getattr(widget, name))
+        expected = model.lookup(prop).property.prepare_value(model, prop, expected)  # as Bokeh stores it
+        assert getattr(model, prop) == expected, (name, prop)
+
+
+def test_parameters_are_typed_from_bokeh_properties() -> None:
+    """Exposed Bokeh properties become typed parameters with Bokeh's defaults and bounds."""
+    import param
+
+    assert isinstance(ks.widgets.TextAreaInput.param.rows, param.Integer)
+    assert ks.widgets.TextAreaInput.param.rows.default == bk.TextAreaInput().rows
+    assert isinstance(ks.widgets.IntInput.param.page_step_multiplier, param.Number)
+    assert ks.widgets.IntInput.param.page_step_multiplier.bounds == (0, None)
+    assert isinstance(ks.widgets.FloatSlider.param.orientation, param.Selector)
+    assert set(ks.widgets.FloatSlider.param.orientation.objects) == {"horizontal", "vertical"}
+    assert isinstance(ks.widgets.AutocompleteInput.param.completions, param.List)
+    assert ks.widgets.MultiChoice.param.max_items.allow_None
+    with pytest.raises(ValueError):
+        ks.widgets.TimePicker(hour_increment=0)  # Bokeh: Positive(Int)
