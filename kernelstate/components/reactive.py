@@ -110,6 +110,9 @@ def depends(*deps: Any, watch: bool = False, **kwdeps: Any) -> Callable[[Callabl
             return fn(*args, **kwargs)
 
         wrapper.__ks_bound__ = bound  # type: ignore[attr-defined]
+        # shown like the bound function: as a cell's result, or in a served page
+        wrapper._repr_mimebundle_ = bound._repr_mimebundle_  # type: ignore[attr-defined]
+        wrapper.servable = bound.servable  # type: ignore[attr-defined]
         if watch:
             for owner, name in bound.dependencies():
                 owner.param.watch(lambda event: bound(), name)

@@ -87,6 +87,7 @@ class ProtocolClient:
         self.close_code: int | None = None
         self.close_reason: str | None = None
         self.patches_received = 0
+        self.bytes_received = 0  # every frame the server sent, text or binary
         #: the event kinds of every PATCH-DOC received, in order (e.g. ["ModelChanged"], ["ColumnsStreamed"])
         self.patch_kinds: list[list[str]] = []
         self.errors: list[str] = []
@@ -169,6 +170,8 @@ class ProtocolClient:
         ws = self.ws
         while True:
             fragment = await ws.read_message()
+            if fragment is not None:
+                self.bytes_received += len(fragment.encode() if isinstance(fragment, str) else fragment)
             if fragment is None:
                 self.close_code, self.close_reason = ws.close_code, ws.close_reason
                 break
