@@ -193,6 +193,31 @@ class DatePickerBase(Bounded):
     _item = staticmethod(as_date)
 
 
+    def _validate_browser(self, name: str, value: Any) -> None:
+        super()._validate_browser(name, value)
+        if value is None:
+            return
+        items = [value] if self._shape == "scalar" else list(value)
+        enabled, disabled = getattr(self, "enabled_dates", None), getattr(self, "disabled_dates", None)
+        for item in items:
+            day = item.date() if isinstance(item, dt.datetime) else item
+            if disabled and _in_dates(day, disabled):
+                raise Refused(f"{day} is one of the disabled_dates")
+            if enabled and not _in_dates(day, enabled):
+                raise Refused(f"{day} is not one of the enabled_dates")
+
+
+def _in_dates(day: dt.date, spec: list[Any]) -> bool:
+    """Whether ``day`` is one of Bokeh's ``enabled_dates``/``disabled_dates`` entries (dates or (first, last) pairs)."""
+    for entry in spec:
+        if isinstance(entry, (tuple, list)):
+            if as_date(entry[0]) <= day <= as_date(entry[1]):
+                return True
+        elif as_date(entry) == day:
+            return True
+    return False
+
+
 class DatetimePickerBase(DatePickerBase):
     _item = staticmethod(as_datetime)
 

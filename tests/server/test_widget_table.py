@@ -300,3 +300,25 @@ def test_parameters_are_typed_from_bokeh_properties() -> None:
     assert ks.widgets.MultiChoice.param.max_items.allow_None
     with pytest.raises(ValueError):
         ks.widgets.TimePicker(hour_increment=0)  # Bokeh: Positive(Int)
+
+
+def test_date_picker_refuses_disabled_dates() -> None:
+    """A date the picker disables (or does not enable) is refused like a value out of bounds."""
+    from kernelstate.context import activate
+    from kernelstate.session import Session
+
+    picker = ks.widgets.DatePicker(disabled_dates=[D(2024, 5, 1), (D(2024, 5, 10), D(2024, 5, 12))])
+    session = Session()
+    model = picker.get_model(session.document, session)
+    session.document.add_root(model)
+    with activate(session):
+        model.value = "2024-05-02"
+        model.value = "2024-05-11"
+        model.value = "2024-05-01"
+    assert picker.value == D(2024, 5, 2) and model.value == "2024-05-02"
+    assert session.refused_values == {"DatePicker.value": 2}
+    only = ks.widgets.DatePicker(enabled_dates=[(D(2024, 1, 1), D(2024, 1, 31))])
+    model = only.get_model(session.document, session)
+    with activate(session):
+        model.value = "2024-02-01"
+    assert only.value is None
