@@ -8,6 +8,10 @@ as the smallest Bokeh change that says them:
   patch (and drops the oldest beyond ``rollover``), not a reload;
 - ``table.patch({"col": [(row, value), ...]})`` sends a *ColumnsPatched*.
 
+With ``page_size`` the table shows one page at a time under a pager (the
+rows stay in the browser; a page turn changes only which rows the view
+shows); ``page`` is shared by every view.
+
 From the browser, ``selection`` (row positions) and, with ``editable=True``,
 cell edits come back. An edit is converted to its column's dtype and applied
 to ``value`` (a new DataFrame, so watchers fire once) and patched into the
@@ -21,13 +25,19 @@ import functools
 import math
 import numbers
 import weakref
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import numpy as np
 import param
 from bokeh.document import Document
+from bokeh.events import ButtonClick, Event
 from bokeh.model import Model
-from bokeh.models import ColumnDataSource
+from bokeh.models import CDSView, ColumnDataSource, IndexFilter
+from bokeh.models import Column as BkColumn
+from bokeh.models import Row as BkRow
+from bokeh.models.widgets import Button as BkButton
+from bokeh.models.widgets import Div
 from bokeh.models.widgets import tables as bkt
 
 from .validation import Refused, refuse
@@ -101,13 +111,16 @@ class DataTable(Widget):
     editors = param.Dict(default={}, doc="Column name -> Bokeh CellEditor.")
     titles = param.Dict(default={}, doc="Column name -> header title.")
     row_height = param.Integer(default=25, bounds=(1, None))
+    page_size = param.Integer(default=None, allow_None=True, bounds=(1, None),
+                              doc="Rows per page, with a pager under the table (set when creating it); None: scroll.")
+    page = param.Integer(default=0, bounds=(0, None), doc="The page shown (0-based), for every view.")
 
     _bokeh_model = bkt.DataTable
     _title_prop = None
     _synced: ClassVar[dict[str, str]] = {
         **Widget._base_synced, "editable": "editable", "sortable": "sortable", "selectable": "selectable",
         "row_height": "row_height", "value": "source", "selection": "source", "show_index": "columns",
-        "formatters": "columns", "editors": "columns", "titles": "columns",
+        "formatters": "columns", "editors": "columns", "titles": "columns", "page": "source", "page_size": "source",
     }
 
     def __init__(self, value: Any = None, **params: Any) -> None:
@@ -137,14 +150,53 @@ class DataTable(Widget):
     def _create_model(self, doc: Document, session: Session) -> Model:
         source = ColumnDataSource(data=_columns_of(self.value, self.show_index))
         source.selected.indices = list(self.selection)
-        model = bkt.DataTable(source=source, columns=self._table_columns(), index_position=None,
+        paging: dict[str, Any] = {}
+        if self.page_size is not None:
+            paging["view"] = CDSView(filter=IndexFilter(indices=self._page_rows()))
+        table = bkt.DataTable(source=source, columns=self._table_columns(), index_position=None, **paging,
                               **self._model_props([n for n in self._synced if n not in ("value", "selection")
                                                    and self._synced[n] not in ("columns", "source")]))
         session_ref, source_ref = weakref.ref(session), weakref.ref(source)
         source.selected.on_change("indices", self._browser_change(weakref.ref(source.selected), session_ref,
                                                                   "indices", "selection"))
         source.on_change("data", functools.partial(self._browser_data, source_ref, session_ref))
-        return model
+        if self.page_size is None:
+            return table
+        return BkColumn(children=[table, self._pager(session_ref)], css_classes=["ks-paged-table"])
+
+    # -- pages ------------------------------------------------------------------------------
+    def _last_page(self) -> int:
+        return max(0, (len(self.value) - 1) // self.page_size) if self.page_size else 0
+
+    def _page_rows(self) -> list[int]:
+        if self.page_size is None:
+            return list(range(len(self.value)))
+        start = min(self.page, self._last_page()) * self.page_size
+        return list(range(start, min(start + self.page_size, len(self.value))))
+
+    def _page_text(self) -> str:
+        return f"page {min(self.page, self._last_page()) + 1} of {self._last_page() + 1}"
+
+    def _pager(self, session_ref: weakref.ReferenceType[Session]) -> BkRow:
+        def turn(delta: int) -> Callable[[Event], None]:
+            def on_click(event: Event) -> None:
+                if self._event_allowed(session_ref, "page", delta) and 0 <= self.page + delta <= self._last_page():
+                    self.page += delta
+            return on_click
+        back, forward = BkButton(label="‹", width=40), BkButton(label="›", width=40)
+        back.on_event(ButtonClick, turn(-1))
+        forward.on_event(ButtonClick, turn(+1))
+        return BkRow(children=[back, Div(text=self._page_text(), css_classes=["ks-page"]), forward])
+
+    def _show_page(self, model: Any) -> None:
+        if isinstance(model, BkColumn):
+            table, pager = cast(list[Any], model.children)
+            table.view.filter.indices = self._page_rows()
+            pager.children[1].text = self._page_text()
+
+    @param.depends("value", "page_size", watch=True)
+    def _clamp_page(self) -> None:
+        self.page = min(self.page, self._last_page())
 
     # -- browser -> python --------------------------------------------------------------
     def _from_model(self, prop: str, value: Any) -> Any:
@@ -243,18 +295,19 @@ class DataTable(Widget):
                 session.call_soon(functools.partial(self._apply_op, view, op))
 
     def _apply_op(self, view: Any, op: tuple[Any, ...]) -> None:
-        source = view.model.source
+        source = _table_of(view.model).source
         self._applying = True
         try:
             if op[0] == "stream":
                 source.stream(op[1], rollover=op[2])
+                self._show_page(view.model)
             elif op[2] is not source:  # the view whose browser made the edit has it already
                 source.patch(op[1])
         finally:
             self._applying = False
 
     def _update_view(self, view: Any, names: list[str]) -> None:
-        model = view.model
+        model = _table_of(view.model)
         self._applying = True
         try:
             if "value" in names or "show_index" in names:
@@ -266,8 +319,15 @@ class DataTable(Widget):
             props = self._model_props([n for n in names if self._synced.get(n) not in ("columns", "source")])
             if props:
                 model.update(**props)
+            if {"value", "page", "page_size"} & set(names):
+                self._show_page(view.model)
         finally:
             self._applying = False
+
+
+def _table_of(model: Any) -> Any:
+    """The DataTable of a view (a paged table is a Column of the table and its pager)."""
+    return model.children[0] if isinstance(model, BkColumn) else model
 
 
 def _equal(a: Any, b: Any) -> bool:

@@ -97,3 +97,33 @@ def test_dataframe_pane_is_read_only() -> None:
     assert isinstance(model.source.selected, Selection)
     pane.object = frame().head(1)
     assert list(model.source.data["x"]) == [1]
+
+
+def test_pages_turn_from_the_browser_and_follow_streams(ks_server: Any) -> None:
+    """With page_size the table shows one page; the pager turns it for every view; streaming keeps it valid."""
+    from bokeh.models import Button, Div
+
+    table = ks.widgets.DataTable(pd.DataFrame({"x": range(25)}), page_size=10)
+    server = ks_server(lambda: table)
+
+    async def main() -> None:
+        async with ProtocolClient(server.url) as a, ProtocolClient(server.url) as b:
+            def shown(tab: ProtocolClient) -> list[int]:
+                return list(tab.find(DataTable)[0].view.filter.indices)
+
+            def label(tab: ProtocolClient) -> str:
+                return next(d.text for d in tab.find(Div) if "page" in d.text)
+
+            assert shown(a) == list(range(10)) and label(a) == "page 1 of 3"
+            back, forward = sorted(a.find(Button), key=lambda m: m.label != "‹")
+            await a.click(forward)
+            await a.click(forward)
+            await a.click(forward)  # already on the last page: nothing happens
+            assert table.page == 2
+            await b.wait_for(lambda: shown(b) == list(range(20, 25)) and label(b) == "page 3 of 3")
+            table.stream({"x": [25, 26, 27, 28, 29, 30]})
+            await b.wait_for(lambda: label(b) == "page 3 of 4" and shown(b) == list(range(20, 30)))
+            await a.click(back)
+            await b.wait_for(lambda: shown(b) == list(range(10, 20)))
+
+    asyncio.run(main())
