@@ -20,7 +20,14 @@ _ATTRS = {
     "Row": ("components.layout", "Row"),
     "FlexBox": ("components.layout", "FlexBox"),
     "Card": ("components.layout", "Card"),
+    "GridBox": ("components.layout", "GridBox"),
+    "Spacer": ("components.layout", "Spacer"),
+    "Divider": ("components.layout", "Divider"),
+    "Tabs": ("components.tabs", "Tabs"),
+    "Accordion": ("components.tabs", "Accordion"),
     "Session": ("session", "Session"),
+    "bind": ("components.reactive", "bind"),
+    "depends": ("components.reactive", "depends"),
 }
 _MODULES = ("pane", "widgets", "indicators", "template", "testing", "errors")
 
@@ -28,7 +35,9 @@ __all__ = ["__version__", *_ATTRS, *_MODULES, "load_ipython_extension"]
 
 if TYPE_CHECKING:
     from . import errors, indicators, pane, template, testing, widgets
-    from .components.layout import Card, Column, FlexBox, Row
+    from .components.layout import Card, Column, Divider, FlexBox, GridBox, Row, Spacer
+    from .components.reactive import bind, depends
+    from .components.tabs import Accordion, Tabs
     from .settings import config, extension
     from .server.server import Server, serve
     from .session import Session

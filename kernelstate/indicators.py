@@ -1,4 +1,4 @@
-"""``ks.indicators``: Number."""
-from .components.indicators import Number
+"""``ks.indicators``: Number, Progress."""
+from .components.indicators import Number, Progress
 
-__all__ = ["Number"]
+__all__ = ["Number", "Progress"]

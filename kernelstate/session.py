@@ -164,6 +164,8 @@ class Session:
         self.created_at = time.time()
         self.scheduler = Scheduler(self, clock)
         self.destroyed_hooks: list[Callable[[Session], Any]] = []
+        # browser values components refused, per "<Component>.<parameter>" (components/validation.py)
+        self.refused_values: dict[str, int] = {}
         self.title: str | None = None
         self.servables: list[tuple[Any, str]] = []
         self._template: Any = None

@@ -230,6 +230,9 @@ class DocumentEndpoint:
     def _apply_patch(self, conn: Connection, message: Message[Any]) -> None:
         msgid = message.header["msgid"]
         session = self.session
+        # Send what is queued first: applying a patch marks every model the Document has as known
+        # to the browser, including models created since the last flush that it has never seen.
+        self._flush()
         session.busy_enter()
         try:
             with activate(session):

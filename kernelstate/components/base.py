@@ -11,6 +11,7 @@ does not keep dead sessions' Documents alive.
 """
 from __future__ import annotations
 
+import functools
 import threading
 import weakref
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from bokeh.document import Document
 from bokeh.model import Model
 
 from ..context import current_session, served_session_or_none
+from .validation import Refused, refuse
 
 if TYPE_CHECKING:
     from ..session import Session
@@ -85,12 +87,16 @@ class Component(param.Parameterized):
             if view is not None and view.document() is doc:
                 return view.model
         model = self._create_model(doc, session)
+        model_ref, session_ref = weakref.ref(model), weakref.ref(session)
         for prop, name in self._from_browser.items():
-            model.on_change(prop, self._browser_change(prop, name))
+            model.on_change(prop, self._browser_change(model_ref, session_ref, prop, name))
         with self._views_lock:
             self._views[key] = View(model, weakref.ref(session), weakref.ref(doc))
-        session.on_destroy(lambda s, key=key: self._drop_view(key))
+        session.on_destroy(functools.partial(self._drop_view_of, key))
         return model
+
+    def _drop_view_of(self, key: int, session: Session) -> None:
+        self._drop_view(key)
 
     def _drop_view(self, key: int) -> None:
         with self._views_lock:
@@ -100,12 +106,39 @@ class Component(param.Parameterized):
         with self._views_lock:
             return list(self._views.values())
 
-    def _browser_change(self, prop: str, name: str) -> Callable[[str, Any, Any], None]:
+    def _browser_change(self, model_ref: weakref.ReferenceType[Model], session_ref: weakref.ReferenceType[Session],
+                        prop: str, name: str) -> Callable[[str, Any, Any], None]:
+        """The on_change callback of one view's browser-settable property (see validation.py)."""
         def on_change(attr: str, old: Any, new: Any) -> None:
-            value = self._from_model(prop, new)
-            if getattr(self, name) != value:
+            try:
+                if getattr(self, "disabled", False):
+                    raise Refused("the widget is disabled")
+                value = self._from_model(prop, new)
+                self._validate_browser(name, value)
+                validate_parameter(self, name, value)
+            except (Refused, ValueError, TypeError) as exc:
+                refuse(session_ref(), type(self).__name__, name, new, str(exc))
+                self._send_back(model_ref(), prop, name)
+                return
+            if not _same(getattr(self, name), value):
                 self.param.update(**{name: value})
+            else:
+                # Accepted but normalized (an IntSlider sent 3.4 is 3): show the browser what was kept.
+                self._send_back(model_ref(), prop, name)
         return on_change
+
+    def _validate_browser(self, name: str, value: Any) -> None:
+        """Raise :class:`Refused` if the browser may not set ``name`` to ``value`` (bounds, options...)."""
+
+    def _send_back(self, model: Model | None, prop: str, name: str) -> None:
+        """Set ``model.prop`` back to the parameter's value; the change goes to that view's browser."""
+        if model is None or model.document is None:
+            return
+        value = self._to_model(name, getattr(self, name))
+        if model.lookup(prop).readonly:
+            model.set_from_json(prop, value)
+        else:
+            model.update(**{prop: value})
 
     def _on_param_change(self, *events: param.parameterized.Event) -> None:
         names = [e.name for e in events]
@@ -113,7 +146,7 @@ class Component(param.Parameterized):
             session = view.session()
             if session is None or session.destroyed:
                 continue
-            session.call_soon(lambda view=view: self._apply(view, names))
+            session.call_soon(functools.partial(self._apply, view, names))
 
     def _apply(self, view: View, names: list[str]) -> None:
         if view.document() is None:
@@ -145,6 +178,26 @@ class Component(param.Parameterized):
         return f"{type(self).__name__}(name={self.name!r})"
 
 
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b) and type(a) is type(b)
+    except (TypeError, ValueError):  # e.g. arrays, whose == is elementwise
+        return a is b
+
+
+def validate_parameter(component: param.Parameterized, name: str, value: Any) -> None:
+    """Raise ValueError/TypeError if ``value`` is not valid for parameter ``name`` (type, bounds, objects).
+
+    Runs param's own check without setting anything, so no watcher fires for a refused value.
+    """
+    parameter = component.param[name]
+    if parameter.constant or parameter.readonly:
+        raise Refused(f"parameter {name!r} is read-only")
+    check = getattr(parameter, "_validate", None)
+    if check is not None:
+        check(value)
+
+
 def as_component(obj: Any) -> Component:
     """Wrap plain values: a string becomes a Markdown pane."""
     if isinstance(obj, Component):
@@ -157,6 +210,18 @@ def as_component(obj: Any) -> Component:
         from .pane import BokehModel
 
         return BokehModel(obj)
+    if type(obj).__name__ == "DataFrame" and type(obj).__module__.startswith("pandas"):
+        from .table import DataFrame
+
+        return DataFrame(obj)
+    bound = getattr(obj, "__ks_bound__", obj)
+    from .reactive import Bound, Output  # a cycle: reactive builds on this module
+
+    if isinstance(bound, Bound):
+        # One output per bound function, however often it is placed.
+        if bound.output is None:
+            bound.output = Output(bound)
+        return bound.output
     raise TypeError(
         f"cannot show {type(obj).__name__} object {obj!r:.80}; pass a kernelstate component, a string or a Bokeh model"
     )

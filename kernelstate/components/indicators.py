@@ -1,4 +1,4 @@
-"""Indicators: read-only displays of a value."""
+"""Indicators: read-only displays of a value (the browser cannot change them)."""
 from __future__ import annotations
 
 import html
@@ -6,7 +6,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import param
 from bokeh.document import Document
-from bokeh.models import Div, Model
+from bokeh.models import Model
+from bokeh.models.widgets import Div
+from bokeh.models.widgets import Progress as BkProgress
 
 from .base import Component
 
@@ -34,4 +36,41 @@ class Number(Component):
         )
 
     def _create_model(self, doc: Document, session: Session) -> Model:
-        return Div(text=self._html(), css_classes=["ks-indicator"])
+        model: Model = Div(text=self._html(), css_classes=["ks-indicator"])
+        return model
+
+
+class Progress(Component):
+    """A progress bar (Bokeh's Progress): ``value`` between ``min`` and ``max``; None shows an indeterminate bar."""
+
+    value = param.Integer(default=None, allow_None=True)
+    min = param.Integer(default=0)
+    max = param.Integer(default=100)
+    label_location: param.Selector[Any] = param.Selector(default="none", objects=["none", "inline"])
+    orientation: param.Selector[Any] = param.Selector(default="horizontal", objects=["horizontal", "vertical"])
+    reversed = param.Boolean(default=False)
+    width = param.Integer(default=None, allow_None=True, bounds=(0, None))
+    sizing_mode = param.String(default=None, allow_None=True)
+
+    _synced: ClassVar[dict[str, str]] = {
+        "name": "label", "value": "value", "min": "min", "max": "max", "label_location": "label_location",
+        "orientation": "orientation", "reversed": "reversed", "width": "width", "sizing_mode": "sizing_mode",
+    }
+
+    @param.depends("value", "min", "max", watch=True, on_init=True)
+    def _check_value(self) -> None:
+        if self.value is not None and not self.min <= self.value <= self.max:
+            raise ValueError(f"Progress value {self.value} is outside [min={self.min}, max={self.max}]; "
+                             "use None for an indeterminate bar")
+
+    def _model_props(self, names: list[str]) -> dict[str, Any]:
+        props = super()._model_props(names)
+        if "value" in names:
+            props["value"] = self.min if self.value is None else self.value
+            props["mode"] = "indeterminate" if self.value is None else "determinate"
+        if "name" in names:
+            props["label"] = self.name or None
+        return props
+
+    def _create_model(self, doc: Document, session: Session) -> Model:
+        return BkProgress(**self._model_props(list(self._synced)))

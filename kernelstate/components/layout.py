@@ -1,8 +1,10 @@
-"""Layouts: Column, Row, FlexBox and Card, holding other components in ``objects``.
+"""Layouts: Column, Row, FlexBox, Card and GridBox, holding other components in ``objects``; Spacer, Divider.
 
-Plain strings inside a layout become Markdown panes. Changing ``objects``
-(assign a new list, or use ``append``/``extend``/``insert``/``remove``/``clear``)
-updates every view.
+Plain strings inside a layout become Markdown panes. ``objects`` is edited as
+a list (assign a new list, ``append``/``extend``/``insert``/``pop``/``remove``/
+``clear``, ``layout[i] = x``, ``layout[1:3] = [...]``, ``del layout[0]``): every
+view is updated with one change of its children, and children that stay keep
+their Bokeh models (nothing is rebuilt; only new children are sent).
 """
 from __future__ import annotations
 
@@ -12,10 +14,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import param
 from bokeh.document import Document
 from bokeh.events import ButtonClick
-from bokeh.models import Button as BkButton
 from bokeh.models import Column as BkColumn
-from bokeh.models import Div, Model
+from bokeh.models import GridBox as BkGridBox
+from bokeh.models import Model
 from bokeh.models import Row as BkRow
+from bokeh.models import Spacer as BkSpacer
+from bokeh.models.widgets import Button as BkButton
+from bokeh.models.widgets import Div
 
 from .base import Component, View, as_component
 
@@ -39,7 +44,7 @@ class ListLike(Component):
 
     @param.depends("objects", watch=True)
     def _wrap_objects(self) -> None:
-        wrapped = [as_component(o) for o in self.objects]
+        wrapped = [self._wrap(o) for o in self.objects]
         if any(a is not b for a, b in zip(wrapped, self.objects, strict=True)):
             self.objects = wrapped
 
@@ -66,16 +71,25 @@ class ListLike(Component):
         return {"sizing_mode": self.sizing_mode, "styles": dict(self.styles), "css_classes": list(self.css_classes)}
 
     # list-like helpers; each assigns a new list so watchers see the change
+    def _wrap(self, obj: Any) -> Any:
+        return as_component(obj)
+
     def append(self, obj: Any) -> None:
-        self.objects = [*self.objects, as_component(obj)]
+        self.objects = [*self.objects, self._wrap(obj)]
 
     def extend(self, objs: list[Any]) -> None:
-        self.objects = [*self.objects, *(as_component(o) for o in objs)]
+        self.objects = [*self.objects, *(self._wrap(o) for o in objs)]
 
     def insert(self, index: int, obj: Any) -> None:
         objs = list(self.objects)
-        objs.insert(index, as_component(obj))
+        objs.insert(index, self._wrap(obj))
         self.objects = objs
+
+    def pop(self, index: int = -1) -> Component:
+        objs = list(self.objects)
+        obj: Component = objs.pop(index)
+        self.objects = objs
+        return obj
 
     def remove(self, obj: Any) -> None:
         self.objects = [o for o in self.objects if o is not obj]
@@ -83,8 +97,25 @@ class ListLike(Component):
     def clear(self) -> None:
         self.objects = []
 
+    def __setitem__(self, index: int | slice, value: Any) -> None:
+        objs = list(self.objects)
+        if isinstance(index, slice):
+            objs[index] = [self._wrap(o) for o in value]
+        else:
+            objs[index] = self._wrap(value)
+        self.objects = objs
+
+    def __delitem__(self, index: int | slice) -> None:
+        objs = list(self.objects)
+        del objs[index]
+        self.objects = objs
+
+    def __contains__(self, obj: object) -> bool:
+        return any(o is obj for o in self.objects)
+
     def __getitem__(self, index: int) -> Component:
-        return self.objects[index]
+        item: Component = self.objects[index]
+        return item
 
     def __len__(self) -> int:
         return len(self.objects)
@@ -178,3 +209,48 @@ class Card(ListLike):
             header.visible = not self.hide_header
         if "title" in names:
             title.text = self._header_text()
+
+
+class GridBox(ListLike):
+    """Children in a grid, filled row by row, ``ncols`` per row."""
+
+    ncols = param.Integer(default=2, bounds=(1, None))
+
+    def _extra_watched(self) -> list[str]:
+        return ["ncols"]
+
+    def _cells(self, doc: Document, session: Session) -> list[Any]:
+        return [(model, i // self.ncols, i % self.ncols) for i, model in enumerate(self._children(doc, session))]
+
+    def _create_model(self, doc: Document, session: Session) -> Model:
+        return BkGridBox(children=self._cells(doc, session), **self._layout_props())
+
+    def _update_view(self, view: View, names: list[str]) -> None:
+        session, doc = view.session(), view.document()
+        if session is None or doc is None:
+            return
+        super()._update_view(view, [n for n in names if n != "objects"])
+        if "objects" in names or "ncols" in names:
+            model: Any = view.model
+            model.children = self._cells(doc, session)
+
+
+class Spacer(Component):
+    """Empty space: fixed ``width``/``height``, or stretching with ``sizing_mode``."""
+
+    width = param.Integer(default=None, allow_None=True, bounds=(0, None))
+    height = param.Integer(default=None, allow_None=True, bounds=(0, None))
+    sizing_mode = param.String(default=None, allow_None=True)
+
+    _synced: ClassVar[dict[str, str]] = {"width": "width", "height": "height", "sizing_mode": "sizing_mode"}
+
+    def _create_model(self, doc: Document, session: Session) -> Model:
+        return BkSpacer(**self._model_props(list(self._synced)))
+
+
+class Divider(Component):
+    """A horizontal rule across the available width."""
+
+    def _create_model(self, doc: Document, session: Session) -> Model:
+        divider: Model = Div(text="<hr>", css_classes=["ks-divider"], sizing_mode="stretch_width")
+        return divider

@@ -34,7 +34,7 @@ from tornado.websocket import WebSocketClientConnection, websocket_connect
 from ..sync import message_frames
 
 _protocol = Protocol()
-_ITEMS = re.compile(r'<script type="application/json" id="ks-render-items">(.*?)</script>', re.S)
+_ITEMS = re.compile(r'<script type="application/json" id="ks-render-items">(.*?)</script>', re.DOTALL)
 
 
 class ProtocolError(AssertionError):
@@ -88,6 +88,9 @@ class ProtocolClient:
         self.close_code: int | None = None
         self.close_reason: str | None = None
         self.patches_received = 0
+        self.bytes_received = 0  # every frame the server sent, text or binary
+        #: the event kinds of every PATCH-DOC received, in order (e.g. ["ModelChanged"], ["ColumnsStreamed"])
+        self.patch_kinds: list[list[str]] = []
         self.errors: list[str] = []
         self._receiver = Receiver(_protocol)
         self._replies: dict[str, asyncio.Future[Any]] = {}
@@ -162,7 +165,7 @@ class ProtocolClient:
         if self._reader is not None:
             try:
                 await asyncio.wait_for(self._reader, 2)
-            except (asyncio.TimeoutError, asyncio.CancelledError):
+            except (TimeoutError, asyncio.CancelledError):
                 self._reader.cancel()
             self._reader = None
 
@@ -172,6 +175,8 @@ class ProtocolClient:
         ws = self.ws
         while True:
             fragment = await ws.read_message()
+            if fragment is not None:
+                self.bytes_received += len(fragment.encode() if isinstance(fragment, str) else fragment)
             if fragment is None:
                 self.close_code, self.close_reason = ws.close_code, ws.close_reason
                 break
@@ -191,6 +196,7 @@ class ProtocolClient:
             if self._ack is not None and not self._ack.done():
                 self._ack.set_result(None)
         elif msgtype == "PATCH-DOC":
+            self.patch_kinds.append([str(e.get("kind")) for e in message.content.get("events", [])])
             message.apply_to_document(self.document, self)
             self.patches_received += 1
             self._changed.set()
@@ -243,7 +249,16 @@ class ProtocolClient:
         """Change a property as the browser would (PATCH-DOC) and wait for OK."""
         model = self.get(model) if isinstance(model, str) else model
         self._outbox = []
-        setattr(model, attr, value)
+        if model.lookup(attr).readonly:  # read-only in Python (FileInput.value...), set by BokehJS
+            model.set_from_json(attr, value)
+        else:
+            setattr(model, attr, value)
+        return await self._send_local()
+
+    async def change(self, mutate: Callable[[], Any]) -> Any:
+        """Run ``mutate()`` on the replica (e.g. ``source.patch(...)`` as a table edit does) and send it."""
+        self._outbox = []
+        mutate()
         return await self._send_local()
 
     async def click(self, button: Model | str) -> Any:
@@ -310,7 +325,7 @@ class ProtocolClient:
             self._changed.clear()
             try:
                 await asyncio.wait_for(self._changed.wait(), min(remaining, 0.5))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     async def wait_closed(self, timeout: float | None = None) -> tuple[int | None, str | None]:

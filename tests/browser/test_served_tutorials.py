@@ -24,7 +24,9 @@ VISIBLE = {
     "02-scheduling": "it is now",
     "03-reuse-sessions": "Humidity",
     "04-jupyter": "°F",
+    "05-components-and-reactivity": "Components and reactivity",
     "converter": "Move the slider.",
+    "dashboard": "Sales dashboard",
     "weather": "Weather in London",
 }
 

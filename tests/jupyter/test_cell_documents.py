@@ -84,3 +84,26 @@ ks.pane.BokehModel(BkColumn(children=[label], tags=[source]))
         await tab.wait_for(lambda: list(tab.find(ColumnDataSource)[0].data["x"]) == [0, 2, 4, 6, 8])
         await tab.set(source, "data", {"x": np.full(500, 7.0)})
         assert await user_kernel.value("[len(source.data['x']), float(source.data['x'][0])]") == [500, 7.0]
+
+
+async def test_bound_function_and_one_figure_in_two_cells(user_kernel: Any, relay_client: Any, ks_ext: Any) -> None:
+    """A ks.bind output in a cell re-runs when the browser moves its slider; one figure in two cells gets the stream."""
+    first = doc_output(await user_kernel.run("""
+import kernelstate as ks
+from bokeh.models import ColumnDataSource
+from bokeh.plotting import figure
+n = ks.widgets.IntSlider(name="n", start=0, end=10, value=2)
+source = ColumnDataSource({"x": [0], "y": [0]})
+fig = figure()
+fig.line("x", "y", source=source)
+plot = ks.pane.Bokeh(fig)
+ks.Column(n, ks.bind(lambda v: f"square is {v * v}", n), plot)
+"""))
+    second = doc_output(await user_kernel.run("plot"))
+    async with relay_client(first) as a, relay_client(second) as b:
+        assert "square is 4" in a.text()
+        await a.set(a.find(Slider)[0], "value", 7)
+        await a.wait_for(lambda: "square is 49" in a.text())
+        await user_kernel.run('source.stream({"x": [1], "y": [5]})')
+        for tab in (a, b):
+            await tab.wait_for(lambda tab=tab: [list(s.data["y"]) for s in tab.find(ColumnDataSource)] == [[0, 5]])

@@ -59,7 +59,9 @@ async def test_ping_and_assets_are_served(jp_fetch: Any, ks_ext: Any) -> None:
 def test_output_has_a_static_snapshot_and_a_safe_script() -> None:
     """The text/html output shows the content without JavaScript; values cannot close the script element."""
     slider = ks.widgets.IntSlider(name="speed <km/h>", start=0, end=10, value=7)
-    data, metadata = mimebundle(ks.Column(slider, ks.pane.Markdown("**bold** </script><script>alert(1)</script>")))
+    # sanitize=False: the raw HTML must reach the snapshot, whose own escaping is what is tested here
+    data, metadata = mimebundle(ks.Column(slider, ks.pane.Markdown("**bold** </script><script>alert(1)</script>",
+                                                                    sanitize=False)))
     html = data["text/html"]
     snapshot = html.split('<div class="ks-cell-static">', 1)[1].split("<script>", 1)[0]
     assert "speed &lt;km/h&gt;:" in snapshot and "<b>7</b>" in snapshot and "<strong>bold</strong>" in snapshot

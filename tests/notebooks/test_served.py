@@ -28,6 +28,7 @@ EXPECTED = {
     "02-scheduling": ["Scheduling", "it is now", "A job on the thread pool"],
     "03-reuse-sessions": ["Temperature", "Humidity"],
     "04-jupyter": ["Celsius", "°F"],
+    "05-components-and-reactivity": ["Components and reactivity", "Filters", "31 days", "price"],
 }
 
 

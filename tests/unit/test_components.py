@@ -4,14 +4,12 @@ from __future__ import annotations
 import re
 
 import pytest
-from bokeh.document import Document
 from bokeh.events import ButtonClick
 from bokeh.models import Button, Column, Div, Row, Select, Slider, TextInput, Toggle
 
 import kernelstate as ks
 from kernelstate.context import activate
 from kernelstate.session import Session
-
 
 _alive: list[Session] = []
 
@@ -47,6 +45,17 @@ def test_markdown_renders_html() -> None:
     """Markdown renders to HTML on the server."""
     m = model(ks.pane.Markdown("# Title\n\n*x*"))
     assert "<h1>Title</h1>" in m.text and "<em>x</em>" in m.text
+
+
+def test_markdown_sanitizes_html_by_default() -> None:
+    """Markdown removes scripts and event handlers from embedded HTML unless sanitize=False."""
+    md = ks.pane.Markdown('<img src=x onerror="alert(1)"> <script>alert(2)</script> **bold** <a href="javascript:x()">l</a>')
+    m = model(md)
+    assert "onerror" not in m.text and "<script" not in m.text and "javascript:" not in m.text
+    assert '<img src="x">' in m.text and "<strong>bold</strong>" in m.text
+    md.sanitize = False
+    assert 'onerror="alert(1)"' in m.text and "<script>alert(2)</script>" in m.text
+    assert ks.pane.Markdown("<script>x</script>", sanitize=False).get_model(Session().document).text.count("<script>") == 1
 
 
 def test_number_format() -> None:
@@ -162,3 +171,65 @@ def test_unknown_objects_get_a_clear_error() -> None:
     """Putting an unsupported object in a layout says what to pass instead."""
     with pytest.raises(TypeError, match=re.escape("pass a kernelstate component")):
         ks.Column(object())
+
+
+PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082")
+
+
+def test_image_json_alert_panes(tmp_path: object) -> None:
+    """Image embeds PNG bytes/paths/SVG as data URLs; JSON pretty-prints escaped; Alert colors sanitized Markdown."""
+    import base64
+    from pathlib import Path
+
+    assert f"data:image/png;base64,{base64.b64encode(PNG).decode()}" in model(ks.pane.Image(PNG, width=10)).text
+    path = Path(str(tmp_path)) / "dot.png"
+    path.write_bytes(PNG)
+    assert 'width="10"' in model(ks.pane.Image(path, width=10)).text
+    assert "data:image/svg+xml;base64," in model(ks.pane.Image('<svg xmlns="http://www.w3.org/2000/svg"/>')).text
+    with pytest.raises(ValueError, match="not a PNG"):
+        model(ks.pane.Image(b"GIF7 not an image"))
+    with pytest.raises(FileNotFoundError, match="no image file"):
+        model(ks.pane.Image("missing.png"))
+    j = model(ks.pane.JSON({"a": [1, {"b": "<x>"}]}, depth=1))
+    assert "x&gt;" not in j.text and "&quot;a&quot;: &quot;…&quot;" in j.text and j.text.startswith("<pre>")
+    assert "&lt;x&gt;" in model(ks.pane.JSON('{"b": "<x>"}')).text
+    alert = ks.pane.Alert("**Careful** <script>x</script>", alert_type="danger")
+    a = model(alert)
+    assert "<strong>Careful</strong>" in a.text and "<script>" not in a.text and a.styles["color"] == "#842029"
+    alert.alert_type = "success"
+    assert a.styles["color"] == "#0f5132"
+
+
+def test_file_download_embeds_the_file_per_view(tmp_path: object) -> None:
+    """FileDownload puts the file (bytes, path, or a function run per view) in the button's click handler."""
+    import base64
+    from pathlib import Path
+
+    path = Path(str(tmp_path)) / "report.csv"
+    path.write_bytes(b"a,b\n1,2\n")
+    download = ks.widgets.FileDownload(path)
+    m = model(download)
+    assert isinstance(m, Button) and m.label == "Download" and download.filename == "report.csv"
+    (save,) = m.js_event_callbacks["button_click"]
+    assert save.args["data"] == base64.b64encode(b"a,b\n1,2\n").decode() and save.args["filename"] == "report.csv"
+    download.file = b"new"
+    assert m.js_event_callbacks["button_click"][0].args["data"] == base64.b64encode(b"new").decode()
+    per_view = ks.widgets.FileDownload(lambda: ks.state.session_id.encode(), filename="me.txt")
+    s1, s2 = Session(), Session()
+    d1, d2 = model(per_view, s1), model(per_view, s2)
+    assert d1.js_event_callbacks["button_click"][0].args["data"] == base64.b64encode(s1.id.encode()).decode()
+    assert d2.js_event_callbacks["button_click"][0].args["data"] == base64.b64encode(s2.id.encode()).decode()
+
+
+def test_matplotlib_pane_renders_png_on_the_server() -> None:
+    """A Matplotlib Figure becomes an embedded PNG; re-triggering `object` re-renders it."""
+    figure_mod = pytest.importorskip("matplotlib.figure")
+    fig = figure_mod.Figure(figsize=(2, 1))
+    fig.add_subplot().plot([1, 3, 2])
+    pane = ks.pane.Matplotlib(fig, dpi=50)
+    m = model(pane)
+    assert m.text.startswith('<img src="data:image/png;base64,iVBORw0KGgo')
+    before = m.text
+    fig.axes[0].plot([3, 1, 3])
+    pane.param.trigger("object")
+    assert m.text != before and m.text.startswith('<img src="data:image/png;base64,')
