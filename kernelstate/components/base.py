@@ -170,7 +170,7 @@ class Component(param.Parameterized):
         return self
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> Any:
-        from ..jupyter.display import mimebundle  # only reached inside a kernel
+        from ..renderers import mimebundle  # a registered renderer (kernelstate.jupyter's), found by entry point
 
         return mimebundle(self)
 

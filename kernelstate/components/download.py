@@ -52,7 +52,7 @@ class FileDownload(Widget):
     _bokeh_model = BkButton
     _title_prop = "label"
     _synced: ClassVar[dict[str, str]] = {
-        **Widget._base_synced, "name": "label", "button_type": "button_type",
+        **Widget.BASE_SYNCED, "name": "label", "button_type": "button_type",
         "file": "js_event_callbacks", "filename": "js_event_callbacks", "mime_type": "js_event_callbacks",
     }
 

@@ -118,7 +118,7 @@ class DataTable(Widget):
     _bokeh_model = bkt.DataTable
     _title_prop = None
     _synced: ClassVar[dict[str, str]] = {
-        **Widget._base_synced, "editable": "editable", "sortable": "sortable", "selectable": "selectable",
+        **Widget.BASE_SYNCED, "editable": "editable", "sortable": "sortable", "selectable": "selectable",
         "row_height": "row_height", "value": "source", "selection": "source", "show_index": "columns",
         "formatters": "columns", "editors": "columns", "titles": "columns", "page": "source", "page_size": "source",
     }

@@ -212,7 +212,7 @@ def _build(row: Row) -> type[Widget]:
     value_synced, from_browser = base.value_mapping()
     namespace: dict[str, Any] = {"__doc__": row.doc, "__module__": "kernelstate.widgets", "__qualname__": row.name,
                                  "_bokeh_model": row.bokeh}
-    synced = {**Widget._base_synced, **value_synced}
+    synced = {**Widget.BASE_SYNCED, **value_synced}
     if base._title_prop is not None:
         synced["name"] = base._title_prop
     for spec in row.props:
@@ -221,7 +221,7 @@ def _build(row: Row) -> type[Widget]:
     for name, prop in list(synced.items()):
         if name in row.params:
             namespace[name] = row.params[name]()
-        elif name not in ("name", *Widget._base_synced) and not hasattr(base, name):
+        elif name not in ("name", *Widget.BASE_SYNCED) and not hasattr(base, name):
             namespace[name] = parameter_for(row.bokeh, prop)
     for name, factory in row.params.items():
         namespace.setdefault(name, factory())

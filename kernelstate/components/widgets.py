@@ -39,7 +39,7 @@ class Widget(Component):
                                                         "stretch_both", "scale_width", "scale_height", "scale_both"])
 
     _bokeh_model: ClassVar[type[Model]]
-    _base_synced: ClassVar[dict[str, str]] = {
+    BASE_SYNCED: ClassVar[dict[str, str]] = {
         "disabled": "disabled", "visible": "visible", "width": "width", "height": "height", "sizing_mode": "sizing_mode",
     }
     #: which Bokeh property shows ``name`` ("title" for inputs, "label" for buttons), None: not shown.
