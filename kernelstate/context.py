@@ -1,12 +1,13 @@
-"""The current session, as one ContextVar.
+"""The current session, as one ContextVar (a leaf: this module builds nothing).
 
 Invariant: code that enters user code (an app script, a model callback, a
 periodic tick, a scheduled task, onload, protocol dispatch) wraps it in
 ``activate(session)``. Asyncio tasks inherit a copy of the context; threads do
 not, so the scheduler runs thread work under ``contextvars.copy_context()``.
 
-Outside any activated session, the process-wide :class:`KernelSession` is
-current, so ``ks.state`` never has to branch on "is there a session".
+Outside any activated session nothing is set here; :func:`kernelstate.session.current_session`
+then answers with the process-wide kernel session, so ``ks.state`` never has to
+branch on "is there a session".
 """
 from __future__ import annotations
 
@@ -19,32 +20,10 @@ if TYPE_CHECKING:
     from .session import Session
 
 _current: contextvars.ContextVar[Session] = contextvars.ContextVar("kernelstate.session")
-_kernel_session: list[Session] = []
-
-
-def kernel_session() -> Session:
-    """Return the process-wide session used outside any served session.
-
-    In a notebook kernel (or a plain script) this is the session whose
-    periodic callbacks run on the kernel's event loop.
-    """
-    if not _kernel_session:
-        from .session import KernelSession
-
-        _kernel_session.append(KernelSession())
-    return _kernel_session[0]
-
-
-def current_session() -> Session:
-    """Return the active session, or the process-wide kernel session."""
-    session = _current.get(None)
-    if session is None:
-        return kernel_session()
-    return session
 
 
 def served_session_or_none() -> Session | None:
-    """Return the active *served* session, or None outside one."""
+    """Return the activated session, or None outside one."""
     return _current.get(None)
 
 

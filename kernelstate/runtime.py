@@ -22,10 +22,9 @@ from typing import Any
 from bokeh.document import Document
 
 from .cache import Cache, cache
-from .context import current_session
 from .scheduling import PeriodicCallback
 from .request import RecordedRequest
-from .session import Session, hooks, registry
+from .session import Session, current_session, hooks, registry
 from .tasks import ScheduledTask, tasks
 
 state_log = logging.getLogger("kernelstate.state")

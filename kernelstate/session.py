@@ -31,7 +31,7 @@ from typing import Any
 
 from bokeh.document import Document
 
-from .context import activate
+from .context import activate, served_session_or_none
 from .request import Read, RecordedRequest, RequestInfo
 
 __all__ = ["RequestInfo", "Session", "KernelSession", "SessionRecord", "SessionRegistry", "registry", "hooks"]
@@ -312,6 +312,25 @@ class KernelSession(Session):
         """A kernel session lives as long as the process: stop its callbacks only."""
         self.scheduler.stop()
         self.scheduler = Scheduler(self)
+
+
+_kernel_session: list[KernelSession] = []
+
+
+def kernel_session() -> Session:
+    """Return the process-wide session used outside any served session (created on first use).
+
+    In a notebook kernel (or a plain script) this is the session whose
+    periodic callbacks run on the kernel's event loop.
+    """
+    if not _kernel_session:
+        _kernel_session.append(KernelSession())
+    return _kernel_session[0]
+
+
+def current_session() -> Session:
+    """Return the activated session, or the process-wide kernel session."""
+    return served_session_or_none() or kernel_session()
 
 
 def _as_hook(session: Session, cb: Callable[[Session], Any]) -> Any:

@@ -22,7 +22,8 @@ import param
 from bokeh.document import Document
 from bokeh.model import Model
 
-from ..context import current_session, served_session_or_none
+from ..context import served_session_or_none
+from ..session import current_session
 from .validation import Refused, refuse
 
 if TYPE_CHECKING:

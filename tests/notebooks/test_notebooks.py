@@ -47,7 +47,7 @@ import asyncio as _asyncio, sys as _sys, threading as _threading, time as _time
 import psutil as _psutil
 
 def _ks_check_clean_up():
-    from kernelstate.context import kernel_session
+    from kernelstate.session import kernel_session
     from kernelstate.server.server import running_servers
     from kernelstate.tasks import tasks
     problems = []

@@ -8,7 +8,7 @@ from typing import Any
 from bokeh.models import Column, Div, Slider
 
 import kernelstate as ks
-from kernelstate.context import current_session
+from kernelstate.session import current_session
 from kernelstate.testing import ProtocolClient
 
 

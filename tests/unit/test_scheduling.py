@@ -8,7 +8,8 @@ import threading
 import pytest
 
 import kernelstate as ks
-from kernelstate.context import activate, current_session
+from kernelstate.context import activate
+from kernelstate.session import current_session
 from kernelstate.errors import NoEventLoopError, SessionDestroyedError
 from kernelstate.session import Session
 from kernelstate.testing import FakeClock

@@ -8,7 +8,8 @@ import pytest
 
 import kernelstate as ks
 from kernelstate.cache import Cache
-from kernelstate.context import activate, current_session
+from kernelstate.context import activate
+from kernelstate.session import current_session
 from kernelstate.session import Lifecycle, RequestInfo, Session, hooks, registry
 
 
