@@ -32,7 +32,8 @@ from typing import Any
 from bokeh.document import Document
 
 from .context import activate
-from .scheduling import Scheduler, _RateLimitedLog, callback_name
+from .failures import RateLimitedLog
+from .scheduling import Scheduler, callback_name
 
 log = logging.getLogger(__name__)
 app_log = logging.getLogger("kernelstate.application")
@@ -262,7 +263,7 @@ class Session:
                 with activate(self):
                     cb(self)
             except Exception:
-                _RateLimitedLog().failed(f"on_session_destroyed hook {callback_name(cb)}", self.id)
+                RateLimitedLog().failed(f"on_session_destroyed hook {callback_name(cb)}", self.id)
         self.destroyed_hooks.clear()
         document, self.document = self.document, None
         if document is not None:

@@ -29,7 +29,7 @@ from ..errors import AppLoadError
 from ..host import InProcessHost
 from ..loading import AppSpec, apps_from_object
 from ..reuse import CachedPage, ReuseCache
-from ..scheduling import thread_pool
+from ..coroutines import install as install_coroutine_callbacks
 from ..session import RequestInfo
 from .handlers import (ConfinedStaticHandler, DocHandler, DocWebSocketHandler, IndexHandler,
                        LivenessHandler, NotFoundHandler, request_info)
@@ -214,7 +214,9 @@ class Server:
         self.loop = asyncio.get_running_loop()
         self._stopped = asyncio.Event()
         if self.options.num_threads is not None:
-            thread_pool.resize(self.options.num_threads)
+            # The process pool size (kernelstate.threads): the same as ks.extension(nthreads=N).
+            config.set("nthreads", self.options.num_threads, process=True)
+        install_coroutine_callbacks()
         preload()
         self._http = HTTPServer(self._application(), xheaders=False)
         self._cleanup = PeriodicCallback(self._sweep, self.options.check_unused_sessions_ms)
