@@ -197,7 +197,7 @@ def test_per_session_exception_handler_wins(ks_clock: FakeClock, handler: list[t
         ks.config.exception_handler = lambda exc: mine.append(str(exc))
         ks.state.add_periodic_callback(lambda: 1 / 0, period=10, count=1)
     with activate(other):
-        ks.state.add_periodic_callback(lambda: [][1], period=10, count=1)
+        ks.state.add_periodic_callback(lambda: {}["missing"], period=10, count=1)
     ks_clock.advance(20)
     assert mine == ["division by zero"]
     assert [sid for sid, _ in handler] == [other.id]
