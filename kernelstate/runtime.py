@@ -15,15 +15,16 @@ tell when a page depends on the request.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Hashable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
 from bokeh.document import Document
 
 from .cache import Cache, cache
 from .context import current_session
+from .recorded import RecordedMapping, RecordedRequest
 from .scheduling import PeriodicCallback
-from .session import RequestInfo, Session, hooks, registry
+from .session import Session, hooks, registry
 from .tasks import ScheduledTask, tasks
 
 state_log = logging.getLogger("kernelstate.state")
@@ -31,38 +32,9 @@ _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARN
            "error": logging.ERROR, "critical": logging.CRITICAL}
 
 
-class _Recorded(Mapping[str, Any]):
-    """A read-only view of a request mapping that records which keys the app read."""
-
-    def __init__(self, data: Mapping[str, Any], session: Session, kind: str) -> None:
-        self._data = data
-        self._session = session
-        self._kind = kind
-
-    def __getitem__(self, key: str) -> Any:
-        self._session.request_reads.add((self._kind, key))
-        return self._data[key]
-
-    def __contains__(self, key: object) -> bool:
-        self._session.request_reads.add((self._kind, str(key)))
-        return key in self._data
-
-    def __iter__(self) -> Iterator[str]:
-        self._session.request_reads.add((self._kind, None))
-        return iter(self._data)
-
-    def __len__(self) -> int:
-        self._session.request_reads.add((self._kind, None))
-        return len(self._data)
-
-    def __repr__(self) -> str:
-        self._session.request_reads.add((self._kind, None))
-        return repr(dict(self._data))
-
-
 def _recorded(kind: str) -> Mapping[str, Any]:
     session = current_session()
-    return _Recorded(getattr(session.request_info, kind), session, kind)
+    return RecordedMapping(getattr(session.request_info, kind), session.request_reads, kind)
 
 
 class State:
@@ -100,10 +72,9 @@ class State:
         return session.request_info.user
 
     @property
-    def request(self) -> RequestInfo:
-        session = current_session()
-        session.request_reads.add(("request", None))
-        return session.request
+    def request(self) -> RecordedRequest:
+        """The whole request record; each field read counts for the reuse cache (``.path`` only as the path)."""
+        return current_session().request
 
     @property
     def template(self) -> Any:

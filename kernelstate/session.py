@@ -33,6 +33,7 @@ from bokeh.document import Document
 
 from .context import activate
 from .failures import RateLimitedLog
+from .recorded import RecordedRequest
 from .scheduling import Scheduler, callback_name
 
 log = logging.getLogger(__name__)
@@ -208,15 +209,17 @@ class Session:
         self._destroy_listeners: list[Callable[[Session], None]] = []
 
     @property
-    def request(self) -> RequestInfo:
-        """The request that created this session.
+    def request(self) -> RecordedRequest:
+        """The request that created this session, as a view that records what is read.
 
-        Reading it counts as depending on all of it (like ``ks.state.request``), so
-        the reuse cache never serves a page built from it to another user. Framework
-        code that only looks (logging, bookkeeping) reads ``request_info``.
+        Each read counts as a dependency of the page (like ``ks.state.request``), so
+        the reuse cache never serves a page built from it to another user: reading
+        ``.path`` depends on the path only (the default reuse key covers it),
+        ``.cookies["theme"]`` on that cookie, and so on. Code that only looks
+        (logging, auditing, an ``on_session_created`` hook that does not change the
+        page) reads ``request_info``, which is not recorded.
         """
-        self.request_reads.add(("request", None))
-        return self.request_info
+        return RecordedRequest(self.request_info, self.request_reads)
 
     # -- lifecycle ------------------------------------------------------------
     @property

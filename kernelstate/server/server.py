@@ -20,7 +20,7 @@ from typing import Any
 from bokeh.util.paths import bokehjs_path
 from tornado import web
 from tornado.httpserver import HTTPServer
-from tornado.httputil import HTTPHeaders, HTTPServerRequest
+from tornado.httputil import HTTPServerRequest
 from tornado.ioloop import PeriodicCallback
 from tornado.netutil import bind_sockets, bind_unix_socket
 
@@ -28,7 +28,7 @@ from ..settings import config
 from ..errors import AppLoadError
 from ..host import InProcessHost
 from ..loading import AppSpec, apps_from_object
-from ..reuse import CachedPage, ReuseCache
+from ..reuse import CachedPage, ReuseCache, make_request
 from ..coroutines import install as install_coroutine_callbacks
 from ..session import RequestInfo
 from .handlers import (ConfinedStaticHandler, DocHandler, DocWebSocketHandler, IndexHandler,
@@ -302,7 +302,7 @@ class Server:
         for i, app in enumerate(self.apps, 1):
             log.info("warming %d/%d: %s", i, total, app.route)
             path = self.options.prefix + (app.route if app.route != "/" else "/")
-            request = HTTPServerRequest(method="GET", uri=path, headers=HTTPHeaders({"Host": "127.0.0.1"}))
+            request = make_request(path)
             try:
                 before = {e.id for e in self.manager.entries()}
                 await self.page_for(app, request)
