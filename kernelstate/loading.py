@@ -137,8 +137,10 @@ def compile_file(path: Path) -> _Compiled:
     for n, src in enumerate(sources, 1):
         if not src.strip():
             continue
+        # A notebook cell's tracebacks and syntax errors name the cell: its lines count from the cell's start.
+        filename = f"{path} (code cell {n})" if path.suffix == ".ipynb" else str(path)
         try:
-            blocks.append(compile(src, str(path), "exec", flags=_FLAGS, dont_inherit=True))
+            blocks.append(compile(src, filename, "exec", flags=_FLAGS, dont_inherit=True))
         except SyntaxError as exc:
             where = f"code cell {n}, line {exc.lineno}" if path.suffix == ".ipynb" else f"line {exc.lineno}"
             raise AppLoadError(f"{path} ({where}): SyntaxError: {exc.msg}; fix the file and reload the page",

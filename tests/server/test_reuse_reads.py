@@ -42,9 +42,9 @@ def test_warning_suggests_a_key_from_the_values_read(ks_server: Any, caplog: pyt
     assert "city" not in warnings[0]
     assert len(server.reuse) == 0
 
-    suggestion = re.search(r"(def key\(r\):.*ks\.extension\(session_key_func=key\))", warnings[0], re.S)
+    suggestion = re.search(r"(def key\(r\):.*ks\.extension\(session_key_func=key\))", warnings[0], re.DOTALL)
     assert suggestion is not None, warnings[0]
-    exec(suggestion.group(1), {"ks": ks})
+    exec(suggestion.group(1), {"ks": ks})  # noqa: S102 (running the suggested key is the point)
     fixed = ks_server(app, reuse_sessions=True)
     caplog.clear()
     with caplog.at_level(logging.WARNING, "kernelstate.reuse"):
