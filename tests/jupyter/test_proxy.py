@@ -60,7 +60,9 @@ def test_entry_point_is_a_valid_server_process() -> None:
 def test_requests_outside_the_secret_prefix_are_redirected_into_it() -> None:
     """The launcher's URL (and a stale bookmark) redirect under the secret prefix, query kept;
     requests already under it pass untouched."""
-    from tornado.httputil import HTTPHeaders, HTTPServerRequest
+    from tornado.httputil import HTTPHeaders
+
+    from kernelstate.reuse import make_request
 
     settings = setup_kernelstate()
     prefix = settings["command"][settings["command"].index("--prefix") + 1]
@@ -75,11 +77,11 @@ def test_requests_outside_the_secret_prefix_are_redirected_into_it() -> None:
 
     rewrite = settings["rewrite_response"]
     response = SimpleNamespace(code=404, body=b"not found", headers=HTTPHeaders({"Content-Type": "text/html"}))
-    rewrite(response=response, path="/counter", request=HTTPServerRequest(uri="/user/x/kernelstate-proxy/counter?a=1"))
+    rewrite(response=response, path="/counter", request=make_request("/user/x/kernelstate-proxy/counter?a=1"))
     assert (response.code, response.body, response.headers["Location"]) == (302, b"", prefix + "/counter?a=1")
     assert "Content-Type" not in response.headers
     inside = SimpleNamespace(code=200, body=b"page", headers=HTTPHeaders())
-    rewrite(response=inside, path=prefix + "/counter", request=HTTPServerRequest(uri="/"))
+    rewrite(response=inside, path=prefix + "/counter", request=make_request("/"))
     assert (inside.code, inside.body) == (200, b"page")
 
 
