@@ -315,15 +315,23 @@ class Server:
         log.info("warmed %d app(s)", total)
 
     async def _watch(self) -> None:
+        """--autoreload: reload the sessions of apps whose files, or local modules they import, change."""
         from watchfiles import awatch
 
-        paths = {str(app.source_path) for app in self.apps if app.source_path is not None}
-        if not paths:
+        from ..autoreload import AppWatch
+
+        watch = AppWatch(app.source_path for app in self.apps if app.source_path is not None)
+        if not watch.app_dirs:
             return
-        async for changes in awatch(*paths, stop_event=self._stopped):
-            changed = {Path(p).resolve() for _, p in changes}
+        # Events in the apps' folders wake the check at once; the timeout makes it run at least every second.
+        async for _ in awatch(*watch.app_dirs, stop_event=self._stopped, recursive=False, debounce=200,
+                              rust_timeout=1000, yield_on_timeout=True):
+            changed = watch.changed()
+            if not changed:
+                continue
+            affected = watch.reload(changed)
             for entry in self.manager.entries():
-                if entry.app.source_path in changed:
+                if entry.app.source_path in affected:
                     self.manager.destroy(entry.id, RELOAD_CODE, "the app changed: reloading")
             self.reuse.clear()
             log.info("reloaded: %s", ", ".join(sorted(str(p) for p in changed)))
