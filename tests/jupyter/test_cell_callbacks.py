@@ -7,7 +7,6 @@ import asyncio
 from typing import Any
 
 from bokeh.models import Button
-
 from jupyter_helpers import doc_output
 
 ASYNC_CELL = """
