@@ -144,3 +144,29 @@ def test_exception_handler_shows_the_user_something(ks_server: Any) -> None:
             assert "all good" in two.text()
 
     asyncio.run(main())
+
+
+def test_task_from_app_code_is_recreated_by_the_next_server(clean_cache: None) -> None:
+    """Stop a threaded ks.serve server whose app scheduled a task, start another: its app code re-creates the task."""
+    def app() -> Any:
+        server_no = ks.state.cache["issue14-server"]
+        ks.state.schedule_task(
+            "issue14-per-server",
+            lambda: ks.state.cache.__setitem__("issue14-last", server_no),
+            period=0.05,
+        )
+        return ks.pane.Markdown(f"server {server_no}")
+
+    async def visit(url: str) -> None:
+        async with ProtocolClient(url) as tab:
+            assert "server" in tab.text()
+
+    for server_no in (1, 2):
+        ks.state.cache["issue14-server"] = server_no
+        server = ks.serve(app, port=0, threaded=True)
+        try:
+            asyncio.run(visit(server.url))
+            assert wait_until(lambda n=server_no: ks.state.cache.get("issue14-last") == n), \
+                f"the task of server {server_no} never ran"
+        finally:
+            server.stop()
