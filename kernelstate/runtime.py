@@ -140,11 +140,22 @@ class State:
 
     def schedule_task(self, name: str, callback: Callable[[], Any], at: Any = None,
                       period: Any = None, cron: str | None = None, threaded: bool = False) -> ScheduledTask:
-        """Schedule a process-wide named task; a second call with the same name does nothing."""
+        """Schedule a process-wide named task; a second call with the same name returns the existing task.
+
+        ``period``: seconds, ``"10s"``/``"5m"``/``"1h"``/``"1d"``/``"1w"`` or a timedelta.
+        ``at``: a datetime, an iterable of datetimes, or a callable ``at(now)`` (or
+        ``at()``) returning the next datetime, asked again after each run (``None``
+        ends the task), or returning an iterable of datetimes. Naive datetimes are
+        local time; aware ones are converted to it. ``cron``: a cron expression.
+        Every argument is checked before the name is taken. A task whose last
+        ``at=`` time has run is dropped (its name is free again); a task whose event
+        loop has stopped is replaced by the next call. Failures are logged and go to
+        the process-level ``ks.config.exception_handler``.
+        """
         return tasks.schedule(name, callback, at=at, period=period, cron=cron, threaded=threaded)
 
     def cancel_task(self, name: str) -> bool:
-        """Cancel the named task; returns whether it existed."""
+        """Cancel the named task; returns whether it was scheduled (a finished one-shot task is gone: False)."""
         return tasks.cancel(name)
 
     def on_session_created(self, callback: Callable[[Session], Any]) -> None:
