@@ -130,7 +130,10 @@ class State:
 
         ``"auto"``: now when on the session's loop, else on its next tick;
         ``True``: next tick; ``"thread"``: on the thread pool (returns a
-        ``concurrent.futures.Future``), with the session still current.
+        ``concurrent.futures.Future``), with the session still current; thread work
+        still queued when the session is destroyed never starts (its future is
+        cancelled). Failures are logged with the session id and handed to
+        ``ks.config.exception_handler`` (a thread's failure is also set on its future).
         """
         return current_session().scheduler.execute(callback, schedule)
 
@@ -159,7 +162,12 @@ class State:
         return tasks.cancel(name)
 
     def on_session_created(self, callback: Callable[[Session], Any]) -> None:
-        """Process-wide: ``callback(session)`` runs for every new session, before its app code."""
+        """Process-wide: ``callback(session)`` runs for every new session, before its app code.
+
+        A hook that only looks at the request (auditing, logging) reads
+        ``session.request_info``; reads through ``session.request`` count as the
+        page's dependencies for ``--reuse-sessions`` (``.path`` only as the path).
+        """
         hooks.add_created(callback)
 
     def on_session_destroyed(self, callback: Callable[[Session], Any]) -> None:
