@@ -237,3 +237,40 @@ def test_failing_task_goes_to_the_process_handler(ks_clock: FakeClock, handler: 
     finally:
         tasks.cancel("issue14-handler")
     assert handler == [(kernel_id, "RuntimeError('task boom')")]
+
+
+def test_async_task_callback_is_tracked_logged_and_cancelled(handler: list[tuple[str, str]],
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    """A coroutine task callback: its failure is logged (session=-) and handled; cancel_task cancels a running one."""
+    events: list[str] = []
+
+    async def slow() -> None:
+        events.append("started")
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            events.append("cancelled")
+            raise
+
+    async def broken() -> None:
+        await asyncio.sleep(0)
+        raise RuntimeError("async task broke")
+
+    async def main() -> None:
+        ks.state.schedule_task("issue14-slow", slow, period=0.02)
+        ks.state.schedule_task("issue14-broken", broken, at=dt.datetime.now() + dt.timedelta(seconds=0.02))
+        for _ in range(250):
+            if "started" in events and handler:
+                break
+            await asyncio.sleep(0.02)
+        ks.state.cancel_task("issue14-slow")
+        await asyncio.sleep(0.05)
+
+    try:
+        with caplog.at_level(logging.ERROR):
+            asyncio.run(main())
+    finally:
+        tasks.cancel_all()
+    assert "cancelled" in events
+    assert [exc for _, exc in handler] == ["RuntimeError('async task broke')"]
+    assert any("issue14-broken" in r.getMessage() and "session=-" in r.getMessage() for r in caplog.records)
