@@ -31,8 +31,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from .errors import ConfigError
+    from .server.options import normalize_argv
+
     parser = build_parser()
-    ns = parser.parse_args(argv)
+    try:
+        args = normalize_argv(sys.argv[1:] if argv is None else list(argv))
+    except ConfigError as exc:
+        parser.error(str(exc))
+    ns = parser.parse_args(args)
     if ns.command != "serve":
         parser.print_help()
         return 2

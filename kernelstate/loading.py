@@ -8,6 +8,17 @@ re-read when the file changes.
 
 Notebook cells run in order; IPython magics (``%``/``%%``) and shell escapes
 (``!``) are skipped with a logged warning; top-level ``await`` works.
+
+A file that cannot be compiled (a syntax error, a notebook that is not valid
+notebook JSON) does not stop the others: its :class:`FileApp` is still
+created, the problem is logged once naming the file and line, and each
+request for it gets the app's error page until the file is fixed.
+
+A session's module globals outlive it when something process-wide still uses
+them (a named task, a created hook, an object in ``ks.state.cache``), so that
+code keeps working; they are garbage once nothing does. Only a failed run's
+globals are cleared when its session is destroyed, as its traceback would
+otherwise keep them alive.
 """
 from __future__ import annotations
 
@@ -102,22 +113,49 @@ def _notebook_sources(path: Path) -> tuple[list[str], str | None]:
 
 
 def compile_file(path: Path) -> _Compiled:
+    """Parse and compile a script or notebook (cached by mtime).
+
+    Raises:
+        AppLoadError: the file has a syntax error or is not a valid notebook; the
+            message names the file, the cell (notebooks) and the line.
+    """
     key = str(path)
     mtime = path.stat().st_mtime
     cached = _compiled.get(key)
     if cached is not None and cached.mtime == mtime:
         return cached
     if path.suffix == ".ipynb":
-        sources, title = _notebook_sources(path)
+        try:
+            sources, title = _notebook_sources(path)
+        except Exception as exc:
+            raise AppLoadError(f"{path} is not a valid notebook: {type(exc).__name__}: {str(exc)[:300]}; "
+                               "open and save it in Jupyter, or fix its JSON", path=key, cause=exc) from exc
     else:
         text = path.read_text(encoding="utf-8")
         sources = [text]
-        doc = ast.get_docstring(ast.parse(text)) if text.strip() else None
+        title = None
+    blocks = []
+    for n, src in enumerate(sources, 1):
+        if not src.strip():
+            continue
+        # A notebook cell's tracebacks and syntax errors name the cell: its lines count from the cell's start.
+        filename = f"{path} (code cell {n})" if path.suffix == ".ipynb" else str(path)
+        try:
+            blocks.append(compile(src, filename, "exec", flags=_FLAGS, dont_inherit=True))
+        except SyntaxError as exc:
+            where = f"code cell {n}, line {exc.lineno}" if path.suffix == ".ipynb" else f"line {exc.lineno}"
+            raise AppLoadError(f"{path} ({where}): SyntaxError: {exc.msg}; fix the file and reload the page",
+                               path=key, cause=exc) from exc
+    if path.suffix != ".ipynb" and blocks:
+        doc = ast.get_docstring(ast.parse(sources[0], filename=str(path)))
         title = doc.strip().splitlines()[0] if doc else None
-    blocks = [compile(src, str(path), "exec", flags=_FLAGS, dont_inherit=True) for src in sources if src.strip()]
-    entry = _Compiled(mtime, blocks, title or path.stem.replace("_", " ").replace("-", " "))
+    entry = _Compiled(mtime, blocks, title or _stem_title(path))
     _compiled[key] = entry
     return entry
+
+
+def _stem_title(path: Path) -> str:
+    return path.stem.replace("_", " ").replace("-", " ")
 
 
 class AppSpec:
@@ -140,6 +178,8 @@ class AppSpec:
         with activate(session):
             try:
                 await self.run(session)
+            except AppLoadError:
+                raise
             except Exception as exc:
                 raise AppLoadError(
                     f"app {self.route} raised {type(exc).__name__}: {exc}", path=self.route, cause=exc
@@ -162,8 +202,15 @@ class FileApp(AppSpec):
 
     def __init__(self, path: Path, route: str | None = None) -> None:
         self.path = path.resolve()
+        try:
+            title = compile_file(self.path).title
+        except AppLoadError as exc:
+            # Serve the others; this one answers its error page until it is fixed.
+            log.error("cannot load app %s: %s (it answers an error page until fixed; other apps are served)",
+                      self.path.name, exc)
+            title = _stem_title(self.path)
         # Named as given: a link in a served folder is served under its own name, as the extension does.
-        super().__init__(route or "/" + path.stem, compile_file(self.path).title)
+        super().__init__(route or "/" + self.path.stem, title)
 
     @property
     def source_path(self) -> Path | None:
@@ -181,12 +228,13 @@ class FileApp(AppSpec):
         added = directory not in sys.path
         if added:
             sys.path.insert(0, directory)
-        # The module's globals are this session's; drop them with it, also when the
-        # app raised (its traceback would otherwise keep them alive).
-        session.on_destroy(lambda s: namespace.clear())
         os.chdir(directory)
         try:
             await _run_blocks(compiled.blocks, namespace)
+        except BaseException:
+            # A failed app's traceback would keep its globals alive: drop them with the session.
+            session.on_destroy(lambda s: namespace.clear())
+            raise
         finally:
             os.chdir(cwd)
             if added and directory in sys.path:

@@ -14,10 +14,14 @@ Safety:
   ``request.path``, ``user``, ...). For args, headers, cookies and the path,
   the key function is probed with a request where only that value differs; if
   the key does not change, the page may depend on a value the key ignores: a
-  warning names it and the page is not cached. ``user``, ``request.url``,
+  warning names it, suggests a key function built from exactly the values
+  read, and the page is not cached. ``user``, ``request.url``,
   ``request.remote_ip`` and the whole record (``request.snapshot()``) cannot
   be probed: a key function covers them only by declaring them, e.g.
   ``key_func.depends = {"user"}``;
+  reads count wherever they happen during the first render, also in
+  ``on_session_created`` hooks; a hook that only needs to look (auditing,
+  logging) reads ``session.request.audit()``, which is not recorded;
 - ``verify`` mode renders a fresh page for cache hits too and records any
   difference from the cached one in ``differences`` (and the log).
 """
@@ -32,7 +36,7 @@ from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import urlencode
 
-from tornado.httputil import HTTPHeaders, HTTPServerRequest
+from tornado.httputil import HTTPHeaders, HTTPServerRequest, RequestStartLine
 
 from .loading import PageSpec
 
@@ -63,6 +67,15 @@ def _label(kind: str, name: str | None) -> str:
     return f"ks.state.{shown}[{name!r}]" if name is not None else f"ks.state.{shown} (iterated)"
 
 
+def make_request(uri: str, headers: HTTPHeaders | None = None, method: str = "GET",
+                 version: str = "HTTP/1.1") -> HTTPServerRequest:
+    """A server-side request object built the supported way (a start line; the host in the headers)."""
+    headers = headers if headers is not None else HTTPHeaders()
+    if "Host" not in headers:
+        headers["Host"] = "127.0.0.1"
+    return HTTPServerRequest(start_line=RequestStartLine(method, uri, version), headers=headers)
+
+
 def _perturbed(request: HTTPServerRequest, kind: str, name: str | None) -> HTTPServerRequest:
     headers = HTTPHeaders()
     for key, value in request.headers.get_all():
@@ -75,6 +88,8 @@ def _perturbed(request: HTTPServerRequest, kind: str, name: str | None) -> HTTPS
         args = {k: [v.decode("utf-8", "replace") for v in vs] for k, vs in request.query_arguments.items()}
         args[name or PROBE] = [PROBE]
         uri = request.path + "?" + urlencode(args, doseq=True)
+    elif kind == "path":
+        uri = request.path.rstrip("/") + "/" + PROBE + ("?" + request.query if request.query else "")
     elif kind == "headers":
         if name is None or name.lower() == "cookie":
             headers.add("X-Kernelstate-Probe", PROBE)
@@ -86,27 +101,60 @@ def _perturbed(request: HTTPServerRequest, kind: str, name: str | None) -> HTTPS
             cookies[key] = morsel.value
         cookies[name or PROBE] = PROBE
         headers["Cookie"] = "; ".join(f"{k}={m.value}" for k, m in cookies.items())
-    return HTTPServerRequest(method=request.method, uri=uri, version=request.version,
-                             headers=headers, host=request.host)
+    if "Host" not in headers:
+        headers["Host"] = request.host
+    return make_request(uri, headers, request.method or "GET", request.version)
+
+
+def suggested_key(reads: list[tuple[str, str | None]]) -> str:
+    """A ``session_key_func`` covering exactly the request values in ``reads`` (for the warning)."""
+    parts = ["r.path"]
+    depends: list[str] = []
+    for kind, name in reads:
+        if kind == "args" and name is not None:
+            parts.append(f"r.query_arguments.get({name!r}, [b''])[0]")
+        elif kind == "args":
+            parts.append("r.query")
+        elif kind == "headers" and name is not None:
+            parts.append(f"r.headers.get({name!r})")
+        elif kind == "headers":
+            parts.append("tuple(sorted(r.headers.get_all()))")
+        elif kind == "cookies" and name is not None:
+            parts.append(f"r.cookies[{name!r}].value if {name!r} in r.cookies else None")
+        elif kind == "cookies":
+            parts.append("r.headers.get('Cookie')")
+        elif kind == "path":
+            continue  # r.path is always part of the suggestion
+        elif kind in DECLARED_ONLY:
+            depends.append(kind)
+    key = "def key(r):\n    return (" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")\n"
+    if depends:
+        key += f"key.depends = {set(depends)!r}  # only if key() really tells those apart\n"
+    return key + "ks.extension(session_key_func=key)"
 
 
 def uncovered_reads(reads: set[tuple[str, str | None]], key_func: Callable[[Any], Hashable],
                     request: HTTPServerRequest) -> list[str]:
     """Request values the app read that ``key_func`` does not distinguish."""
+    return [_label(kind, name) for kind, name in _uncovered(reads, key_func, request)]
+
+
+def _uncovered(reads: set[tuple[str, str | None]], key_func: Callable[[Any], Hashable],
+               request: HTTPServerRequest) -> list[tuple[str, str | None]]:
     declared = set(getattr(key_func, "depends", ()) or ())
     base = key_func(request)
-    missing: list[str] = []
+    missing: list[tuple[str, str | None]] = []
     for kind, name in sorted(reads, key=lambda r: (r[0], r[1] or "")):
         if kind in DECLARED_ONLY:
             if kind not in declared:
-                missing.append(_label(kind, name))
+                missing.append((kind, name))
             continue
         try:
             changed = key_func(_perturbed(request, kind, name)) != base
         except Exception:
             changed = False
         if not changed:
-            missing.append(_label(kind, name))
+            missing.append((kind, name))
     return missing
 
 
@@ -154,16 +202,20 @@ class ReuseCache:
         """Cache ``page`` under ``key`` unless the render read a value the key ignores."""
         func = key_func or default_session_key
         try:
-            missing = uncovered_reads(reads, func, request) if reads else []
+            missing = _uncovered(reads, func, request) if reads else []
         except Exception:
-            missing = ["(the key function failed while probing)"]
+            self._warn_once(route, "probe", "not caching the page of %s: the session_key_func failed while "
+                            "probing the request values the app read", route, exc_info=True)
+            return False
         if missing:
+            labels = ", ".join(_label(kind, name) for kind, name in missing)
             self._warn_once(
-                route, ",".join(missing),
-                "not caching the page of %s: the app read %s during its first render, but the reuse key "
-                "ignores it, so another user could see this user's page. Pass a session_key_func that "
-                "includes it, e.g. ks.extension(session_key_func=lambda r: (r.path, r.query_arguments.get('city', [b''])[0])).",
-                route, ", ".join(missing),
+                route, labels,
+                "not caching the page of %s: its first render read %s (in app code or an on_session_created "
+                "hook), but the reuse key ignores it, so another user could see this user's page. Use a "
+                "session_key_func that includes it, for example:\n%s\n(A hook that only needs to look at the "
+                "request reads session.request.audit(), which does not count.)",
+                route, labels, suggested_key(missing),
             )
             return False
         with self._lock:

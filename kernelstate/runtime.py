@@ -123,7 +123,10 @@ class State:
 
         ``"auto"``: now when on the session's loop, else on its next tick;
         ``True``: next tick; ``"thread"``: on the thread pool (returns a
-        ``concurrent.futures.Future``), with the session still current.
+        ``concurrent.futures.Future``), with the session still current; thread work
+        still queued when the session is destroyed never starts (its future is
+        cancelled). Failures are logged with the session id and handed to
+        ``ks.config.exception_handler`` (a thread's failure is also set on its future).
         """
         return current_session().scheduler.execute(callback, schedule)
 
@@ -133,15 +136,31 @@ class State:
 
     def schedule_task(self, name: str, callback: Callable[[], Any], at: Any = None,
                       period: Any = None, cron: str | None = None, threaded: bool = False) -> ScheduledTask:
-        """Schedule a process-wide named task; a second call with the same name does nothing."""
+        """Schedule a process-wide named task; a second call with the same name returns the existing task.
+
+        ``period``: seconds, ``"10s"``/``"5m"``/``"1h"``/``"1d"``/``"1w"`` or a timedelta.
+        ``at``: a datetime, an iterable of datetimes, or a callable ``at(now)`` (or
+        ``at()``) returning the next datetime, asked again after each run (``None``
+        ends the task), or returning an iterable of datetimes. Naive datetimes are
+        local time; aware ones are converted to it. ``cron``: a cron expression.
+        Every argument is checked before the name is taken. A task whose last
+        ``at=`` time has run is dropped (its name is free again); a task whose event
+        loop has stopped is replaced by the next call. Failures are logged and go to
+        the process-level ``ks.config.exception_handler``.
+        """
         return tasks.schedule(name, callback, at=at, period=period, cron=cron, threaded=threaded)
 
     def cancel_task(self, name: str) -> bool:
-        """Cancel the named task; returns whether it existed."""
+        """Cancel the named task; returns whether it was scheduled (a finished one-shot task is gone: False)."""
         return tasks.cancel(name)
 
     def on_session_created(self, callback: Callable[[Session], Any]) -> None:
-        """Process-wide: ``callback(session)`` runs for every new session, before its app code."""
+        """Process-wide: ``callback(session)`` runs for every new session, before its app code.
+
+        A hook that only looks at the request (auditing, logging) reads
+        ``session.request.audit()``; other reads through ``session.request`` count
+        as the page's dependencies for ``--reuse-sessions`` (``.path`` only as the path).
+        """
         hooks.add_created(callback)
 
     def on_session_destroyed(self, callback: Callable[[Session], Any]) -> None:

@@ -7,7 +7,11 @@ tick or task of a destroyed session ever runs. Process-wide named tasks
 
 Threading: timers fire on the session's event loop. Work sent to the thread
 pool runs under a copy of the caller's context, so ``ks.state`` inside a
-thread still sees its session. All times are milliseconds.
+thread still sees its session; work still queued when its session is
+destroyed never starts. All times are milliseconds.
+
+Failures of every callback are reported through :mod:`kernelstate.failures`
+(logged with the session id, then ``ks.config.exception_handler``).
 """
 from __future__ import annotations
 
@@ -17,14 +21,16 @@ import functools
 import inspect
 import logging
 import threading
-import time
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+import weakref
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 from .clock import Clock, TimerHandle, default_clock
 from .context import activate
 from .errors import NoEventLoopError, SessionDestroyedError
+from .failures import RateLimitedLog, callback_failed
+from .threads import thread_pool
 
 if TYPE_CHECKING:
     from .session import Session
@@ -32,74 +38,8 @@ if TYPE_CHECKING:
 app_log = logging.getLogger("kernelstate.application")
 
 
-class _RateLimitedLog:
-    """Logs a callback's failures: first in full, then at most one line a second."""
-
-    def __init__(self) -> None:
-        self._last = 0.0
-        self._suppressed = 0
-        self._count = 0
-
-    def failed(self, what: str, session_id: str) -> None:
-        self._count += 1
-        now = time.monotonic()
-        if self._count == 1:
-            app_log.exception("%s failed (session=%s)", what, session_id)
-            self._last = now
-        elif now - self._last >= 1.0:
-            app_log.error(
-                "%s failed again (session=%s; %d failures in all, %d not logged)",
-                what, session_id, self._count, self._suppressed,
-            )
-            self._last = now
-            self._suppressed = 0
-        else:
-            self._suppressed += 1
-
-
 def callback_name(cb: Callable[..., Any]) -> str:
     return getattr(cb, "__qualname__", None) or getattr(cb, "__name__", None) or repr(cb)
-
-
-class _Pool:
-    """The process thread pool, sized by ``config.nthreads`` on first use."""
-
-    def __init__(self) -> None:
-        self._executor: ThreadPoolExecutor | None = None
-        self._lock = threading.Lock()
-
-    def get(self) -> ThreadPoolExecutor:
-        with self._lock:
-            if self._executor is None:
-                from .settings import config
-
-                self._executor = ThreadPoolExecutor(
-                    max_workers=config.process_value("nthreads") or None,
-                    thread_name_prefix="kernelstate",
-                )
-            return self._executor
-
-    def resize(self, nthreads: int | None) -> None:
-        with self._lock:
-            old, self._executor = self._executor, None
-            if nthreads is not None:
-                self._executor = ThreadPoolExecutor(max_workers=nthreads or None, thread_name_prefix="kernelstate")
-        if old is not None:
-            old.shutdown(wait=False)
-
-
-thread_pool = _Pool()
-
-
-def run_in_thread(session: Session, fn: Callable[[], Any]) -> Future[Any]:
-    """Run ``fn`` on the pool with a copied context in which ``session`` is active."""
-    ctx = contextvars.copy_context()
-
-    def run() -> Any:
-        with activate(session):
-            return fn()
-
-    return thread_pool.get().submit(functools.partial(ctx.run, run))
 
 
 class PeriodicCallback:
@@ -129,7 +69,7 @@ class PeriodicCallback:
         self._active = False
         self._started_ms = 0.0
         self._next_ms = 0.0
-        self._log = _RateLimitedLog()
+        self._log = RateLimitedLog()
 
     @property
     def period(self) -> float:
@@ -204,16 +144,30 @@ class PeriodicCallback:
 
 
 class Scheduler:
-    """Everything one session scheduled: timers, tasks, the onload queue."""
+    """Everything one session scheduled: timers, tasks, thread work, the onload queue.
+
+    It holds its session weakly: a ``PeriodicCallback`` (or anything else of the
+    scheduler) kept by process-wide code does not keep a destroyed session alive.
+    """
 
     def __init__(self, session: Session, clock: Clock | None = None) -> None:
-        self.session = session
+        self._session = weakref.ref(session)
+        self.session_id = session.id
         self._clock = clock
         self.periodic: set[PeriodicCallback] = set()
         self.tasks: set[asyncio.Task[Any]] = set()
         self.timers: set[TimerHandle] = set()
+        self.futures: set[Future[Any]] = set()
+        self._futures_lock = threading.Lock()
         self.onload_queue: list[tuple[Callable[[], Any], bool]] = []
         self.alive = True
+
+    @property
+    def session(self) -> Session:
+        session = self._session()
+        if session is None:
+            raise SessionDestroyedError(f"session {self.session_id} was destroyed and no longer exists")
+        return session
 
     @property
     def clock(self) -> Clock:
@@ -224,7 +178,7 @@ class Scheduler:
     def check_alive(self) -> None:
         if not self.alive:
             raise SessionDestroyedError(
-                f"session {self.session.id} was destroyed; it cannot schedule more work"
+                f"session {self.session_id} was destroyed; it cannot schedule more work"
             )
 
     def loop(self) -> asyncio.AbstractEventLoop | None:
@@ -249,30 +203,34 @@ class Scheduler:
         return handle
 
     # -- running user code ----------------------------------------------------
-    def invoke(self, fn: Callable[[], Any], what: str, errors: _RateLimitedLog | None = None) -> None:
-        """Run ``fn`` with the session active; failures are logged, never raised."""
+    def invoke(self, fn: Callable[[], Any], what: str, errors: RateLimitedLog | None = None) -> None:
+        """Run ``fn`` with the session active; failures are reported (log, exception handler), never raised."""
         session = self.session
         session.busy_enter()
         try:
             with activate(session):
                 result = fn()
-        except Exception:
-            (errors or _RateLimitedLog()).failed(what, session.id)
+        except Exception as exc:
             session.busy_exit()
+            callback_failed(what, session, exc, errors)
             return
         if inspect.isawaitable(result):
             self.spawn(result, what, errors, busy=True)
         else:
             session.busy_exit()
 
-    def spawn(self, awaitable: Any, what: str, errors: _RateLimitedLog | None = None, busy: bool = False) -> asyncio.Task[Any] | None:
-        """Run a coroutine as a task of this session (cancelled on destroy)."""
+    def spawn(self, awaitable: Any, what: str, errors: RateLimitedLog | None = None, busy: bool = False) -> asyncio.Task[Any] | None:
+        """Run a coroutine as a task of this session (cancelled on destroy). Call on the session's loop."""
         session = self.session
         loop = self.loop()
-        if loop is None:
+        if loop is None or not self.alive:
             if busy:
                 session.busy_exit()
-            raise NoEventLoopError(f"{what} is a coroutine but there is no running event loop to run it on")
+            if inspect.iscoroutine(awaitable):
+                awaitable.close()
+            if loop is None:
+                raise NoEventLoopError(f"{what} is a coroutine but there is no running event loop to run it on")
+            return None
 
         async def run() -> Any:
             try:
@@ -280,8 +238,8 @@ class Scheduler:
                     return await awaitable
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                (errors or _RateLimitedLog()).failed(what, session.id)
+            except Exception as exc:
+                callback_failed(what, session, exc, errors)
             finally:
                 if busy:
                     session.busy_exit()
@@ -291,6 +249,57 @@ class Scheduler:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
         return task
+
+    def run_coroutine(self, make: Callable[[], Awaitable[Any]], what: str) -> None:
+        """Start a coroutine callback (``make()`` returns the coroutine) as a task of this session.
+
+        From any thread: the coroutine is created and run on the session's loop,
+        with the session current; nothing starts once the session is destroyed.
+        """
+        if not self.alive:
+            return
+        loop = self.loop()
+        if loop is None:
+            raise NoEventLoopError(f"{what} is a coroutine but there is no running event loop to run it on")
+        if _on_loop(loop):
+            self.invoke(make, what)
+        else:
+            loop.call_soon_threadsafe(self._invoke_if_alive, make, what)
+
+    def submit(self, fn: Callable[[], Any], what: str) -> Future[Any]:
+        """Run ``fn`` on the thread pool with this session current (a copy of the caller's context).
+
+        Work still queued when the session is destroyed is cancelled and never
+        starts; a failure is reported (log, exception handler) and also set on
+        the returned future.
+        """
+        self.check_alive()
+        session = self.session
+        ctx = contextvars.copy_context()
+
+        def run() -> Any:
+            if not self.alive:
+                raise SessionDestroyedError(f"session {self.session_id} was destroyed before {what} started")
+            with activate(session):
+                return fn()
+
+        future = thread_pool.get().submit(functools.partial(ctx.run, run))
+        with self._futures_lock:
+            self.futures.add(future)
+        future.add_done_callback(functools.partial(self._thread_done, what))
+        return future
+
+    def _thread_done(self, what: str, future: Future[Any]) -> None:
+        with self._futures_lock:
+            self.futures.discard(future)
+        if future.cancelled():
+            return
+        exc = future.exception()
+        if exc is None or isinstance(exc, SessionDestroyedError):
+            return
+        session = self._session()
+        if session is not None:
+            callback_failed(f"{what} (on a thread)", session, exc)
 
     def add_periodic(self, callback: Callable[[], Any], period: float = 500, count: int | None = None,
                      timeout: float | None = None, start: bool = True) -> PeriodicCallback:
@@ -314,7 +323,7 @@ class Scheduler:
         self.check_alive()
         what = f"callback {callback_name(fn)}"
         if schedule == "thread":
-            return run_in_thread(self.session, fn)
+            return self.submit(fn, what)
         if schedule not in ("auto", True):
             raise ValueError(f"schedule must be 'auto', True or 'thread'; got {schedule!r}")
         loop = self.loop()
@@ -346,14 +355,13 @@ class Scheduler:
 
     def _run_onload(self, fn: Callable[[], Any], threaded: bool) -> None:
         if threaded:
-            future = run_in_thread(self.session, fn)
-            future.add_done_callback(functools.partial(_log_thread_failure, f"onload {callback_name(fn)}", self.session.id))
+            self.submit(fn, f"onload {callback_name(fn)}")
         else:
             self.invoke(fn, f"onload {callback_name(fn)}")
 
     # -- teardown -------------------------------------------------------------
     def stop(self) -> None:
-        """Cancel every timer, periodic callback and task. Idempotent."""
+        """Cancel every timer, periodic callback, task and queued thread work. Idempotent."""
         self.alive = False
         for cb in list(self.periodic):
             cb.stop()
@@ -364,6 +372,10 @@ class Scheduler:
         for task in list(self.tasks):
             task.cancel()
         self.tasks.clear()
+        with self._futures_lock:
+            futures = list(self.futures)
+        for future in futures:
+            future.cancel()  # only work that has not started yet; running work finishes
         self.onload_queue.clear()
 
 
@@ -372,9 +384,3 @@ def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
         return asyncio.get_running_loop() is loop
     except RuntimeError:
         return False
-
-
-def _log_thread_failure(what: str, session_id: str, future: Future[Any]) -> None:
-    exc = future.exception()
-    if exc is not None:
-        app_log.error("%s failed (session=%s)", what, session_id, exc_info=exc)

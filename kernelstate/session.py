@@ -32,10 +32,11 @@ from typing import Any
 from bokeh.document import Document
 
 from .context import activate, served_session_or_none
+from .failures import RateLimitedLog
 from .request import Read, RecordedRequest, RequestInfo
+from .scheduling import Scheduler, callback_name
 
 __all__ = ["RequestInfo", "Session", "KernelSession", "SessionRecord", "SessionRegistry", "registry", "hooks"]
-from .scheduling import Scheduler, _RateLimitedLog, callback_name
 
 log = logging.getLogger(__name__)
 app_log = logging.getLogger("kernelstate.application")
@@ -225,7 +226,7 @@ class Session:
                 with activate(self):
                     _as_hook(self, cb)
             except Exception:
-                _RateLimitedLog().failed(f"on_session_destroyed hook {callback_name(cb)}", self.id)
+                RateLimitedLog().failed(f"on_session_destroyed hook {callback_name(cb)}", self.id)
         self.destroyed_hooks.clear()
         document, self.document = self.document, None
         if document is not None:

@@ -1,22 +1,34 @@
 """``ks.config`` (this module is ``settings`` so it never shadows the ``ks.config`` object): process settings with a per-session override layer.
 
-A setting written while a served session is active (its app code is running)
-applies to that session only and is stored on the session. Written anywhere
-else (a setup script, a notebook, module level of a library) it applies to the
-whole process. Reads see the session's override first, then the process value.
+A setting written while a session is active (its app code or one of its
+callbacks is running) applies to that session only and is stored on the
+session. Written anywhere else (a setup script, a notebook cell, module level
+of a library) it applies to the whole process. Reads see the session's
+override first, then the process value.
 
-Every option is declared once in ``OPTIONS`` with its default, a validator and
-a one-line description; unknown names raise :class:`ConfigError` naming the
-valid ones.
+Some options are **process-only**: they shape what happens before any app
+code runs, or a resource the whole process shares (``reuse_sessions``,
+``global_loading_spinner``, ``nthreads``, ``cache_max_items``). Setting one
+inside a session changes nothing and logs a warning that says where to set it.
+
+Every option is declared once in ``OPTIONS`` with its default, a validator, its
+scope and a one-line description; unknown names raise :class:`ConfigError`
+naming the valid ones.
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .context import served_session_or_none
 from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .session import Session
+
+log = logging.getLogger("kernelstate.config")
 
 TEMPLATES = ("basic", "material", "bootstrap")
 
@@ -26,6 +38,8 @@ class Option:
     default: Any
     validate: Callable[[Any], Any]
     doc: str
+    process_only: bool = False
+    applied: Callable[[Any], None] | None = None   # run after the process value is set
 
 
 def _template(value: Any) -> str:
@@ -74,6 +88,18 @@ def _positive_int(name: str) -> Callable[[Any], int]:
     return check
 
 
+def _handler(value: Any) -> Any:
+    if value is not None and not callable(value):
+        raise ConfigError(f"exception_handler must be a function taking the exception, or None; got {value!r}")
+    return value
+
+
+def _resize_pool(nthreads: Any) -> None:
+    from .threads import thread_pool
+
+    thread_pool.resize(nthreads if nthreads is not None else 0)
+
+
 def _css(value: Any) -> list[str]:
     if isinstance(value, str):
         return [value]
@@ -92,12 +118,20 @@ OPTIONS: dict[str, Option] = {
     "template": Option("basic", _template, "page template: 'basic', 'material' or 'bootstrap'"),
     "title": Option(None, _title, "default page title (the app's name when None)"),
     "session_key_func": Option(None, _key_func, "request -> hashable key for --reuse-sessions (default: the app path)"),
-    "reuse_sessions": Option(False, _reuse, "serve a cached rendered page per key; 'verify' also diffs a fresh render"),
-    "global_loading_spinner": Option(False, _bool("global_loading_spinner"), "overlay a spinner until the session has rendered"),
-    "nthreads": Option(None, _optional_positive_int("nthreads"), "size of the thread pool for execute(schedule='thread'); None = min(32, cpus+4)"),
+    "reuse_sessions": Option(False, _reuse, "serve a cached rendered page per key; 'verify' also diffs a fresh render",
+                             process_only=True),
+    "global_loading_spinner": Option(False, _bool("global_loading_spinner"), "overlay a spinner until the session has rendered",
+                                     process_only=True),
+    "nthreads": Option(None, _optional_positive_int("nthreads"), "size of the process thread pool; None or 0 = min(32, cpus+4); setting it resizes the pool",
+                       process_only=True, applied=_resize_pool),
     "raw_css": Option((), _css, "extra CSS added to every page"),
-    "cache_max_items": Option(1000, _positive_int("cache_max_items"), "bound of ks.state.cache entries made by as_cached"),
+    "cache_max_items": Option(1000, _positive_int("cache_max_items"), "bound of ks.state.cache entries made by as_cached",
+                              process_only=True),
+    "exception_handler": Option(None, _handler, "called as handler(exception) after a callback's failure is logged, in the failing session"),
 }
+
+_WHERE = ("set it for the process instead: a kernelstate serve flag or ks.serve keyword where there is one, "
+          "ks.extension(...) in a --setup script or a notebook cell, or ks.config.set(name, value, process=True)")
 
 
 class Config:
@@ -109,7 +143,7 @@ class Config:
     def __getattr__(self, name: str) -> Any:
         if name not in OPTIONS:
             raise _unknown(name)
-        session = served_session_or_none()
+        session = _session_scope()
         if session is not None and name in session.config_overrides:
             return session.config_overrides[name]
         return self._process[name]
@@ -118,15 +152,25 @@ class Config:
         self.set(name, value)
 
     def set(self, name: str, value: Any, *, process: bool = False) -> None:
-        """Set one option, for the building session or (``process=True``) for the process."""
+        """Set one option, for the current session or (``process=True``, or outside a session) for the process.
+
+        A process-only option set inside a session is ignored with a warning.
+        """
         if name not in OPTIONS:
             raise _unknown(name)
-        value = OPTIONS[name].validate(value)
-        session = served_session_or_none()
+        option = OPTIONS[name]
+        value = option.validate(value)
+        session = _session_scope()
         if session is not None and not process:
+            if option.process_only:
+                log.warning("ks.config.%s = %r was set inside session %s and has no effect: %s is a process-only "
+                            "option; %s", name, value, session.id, name, _WHERE)
+                return
             session.config_overrides[name] = value
-        else:
-            self._process[name] = value
+            return
+        self._process[name] = value
+        if option.applied is not None:
+            option.applied(value)
 
     def update(self, **options: Any) -> None:
         """Validate every option first, then set them all (nothing is set on error)."""
@@ -149,6 +193,19 @@ class Config:
     def __repr__(self) -> str:
         values = ", ".join(f"{name}={getattr(self, name)!r}" for name in OPTIONS)
         return f"Config({values})"
+
+
+def _session_scope() -> Session | None:
+    """The session a setting applies to: the active one, unless that is the process-wide kernel session."""
+    session = served_session_or_none()
+    if session is None or session.kind == "kernel":
+        return None
+    return session
+
+
+def process_only_options() -> list[str]:
+    """Names of the options that cannot be set per session."""
+    return sorted(name for name, opt in OPTIONS.items() if opt.process_only)
 
 
 def _unknown(name: str) -> ConfigError:

@@ -36,8 +36,8 @@ from bokeh.protocol.message import Message
 from bokeh.protocol.receiver import Receiver
 
 from .context import activate
+from .failures import RateLimitedLog, callback_failed
 from .limits import MessageLimitError, MessageLimits, check_patch, count_values
-from .scheduling import _RateLimitedLog
 from .session import Session
 
 log = logging.getLogger(__name__)
@@ -114,7 +114,7 @@ class DocumentEndpoint:
         self._pending: list[DocumentPatchedEvent] = []
         self._pending_lock = threading.Lock()
         self._flush_scheduled = False
-        self._errors = _RateLimitedLog()
+        self._errors = RateLimitedLog()
         self.document.on_change(self._document_changed)
         self.document.on_event(DocumentReady, self._document_ready)
 
@@ -238,7 +238,7 @@ class DocumentEndpoint:
             with activate(session):
                 message.apply_to_document(self.document, conn)
         except Exception as exc:
-            self._errors.failed("applying a PATCH-DOC", session.id)
+            callback_failed("applying a PATCH-DOC (a browser change and the callbacks it ran)", session, exc, self._errors)
             self._send(conn, protocol.create("ERROR", msgid, f"{type(exc).__name__}: {exc}"[:500]))
         else:
             self._send(conn, protocol.create("OK", msgid))

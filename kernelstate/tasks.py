@@ -1,12 +1,23 @@
 """Process-wide named tasks: ``ks.state.schedule_task`` / ``cancel_task``.
 
 A task is identified by its name; scheduling a name that already exists does
-nothing (so a served script that runs once per session registers its task
-once). Tasks run on the event loop that was running when they were scheduled,
-or on the thread pool with ``threaded=True``; they do not belong to any
-session and survive session destruction. Timing comes from the clock that
-was the default when the task was scheduled (``kernelstate.testing.FakeClock``
-in tests).
+nothing and returns the existing task (so a served script that runs once per
+session registers its task once). A task that has run for the last time (an
+``at=`` schedule that is used up) is dropped, so its name is free again. A task
+whose event loop has stopped (a ``ks.serve(threaded=True)`` server that was
+stopped) is replaced by the next ``schedule_task`` of its name.
+
+Tasks run on the event loop that was running when they were scheduled, or on
+the thread pool with ``threaded=True``; they belong to no session, survive
+session destruction, and run with no session current. A coroutine callback
+runs as an asyncio task of the named task (cancelled by ``cancel_task``).
+Failures are logged with ``session=-`` and handed to the process-level
+``ks.config.exception_handler``.
+
+Times: ``at=`` datetimes without a timezone are local wall-clock time;
+timezone-aware ones are converted to local time. Timing comes from the clock
+that was the default when the task was scheduled
+(``kernelstate.testing.FakeClock`` in tests).
 """
 from __future__ import annotations
 
@@ -18,14 +29,17 @@ import inspect
 import logging
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
 from typing import Any
 
 from croniter import croniter
 
 from .clock import Clock, TimerHandle, default_clock
 from .errors import NoEventLoopError
-from .scheduling import _RateLimitedLog, callback_name, thread_pool
+from .failures import RateLimitedLog, callback_failed
+from .scheduling import callback_name
+from .threads import thread_pool
 
 app_log = logging.getLogger("kernelstate.application")
 
@@ -49,12 +63,90 @@ def parse_period(period: dt.timedelta | str | float | int) -> dt.timedelta:
     return value
 
 
+def local_time(when: Any, name: str) -> dt.datetime:
+    """``when`` as a naive local datetime (aware datetimes are converted); anything else raises TypeError."""
+    if not isinstance(when, dt.datetime):
+        raise TypeError(
+            f"schedule_task({name!r}): at= must give datetime.datetime values; got {type(when).__name__} {when!r}"
+        )
+    if when.tzinfo is not None and when.utcoffset() is not None:
+        return when.astimezone().replace(tzinfo=None)
+    return when.replace(tzinfo=None)
+
+
+def _takes_now(fn: Callable[..., Any]) -> bool:
+    """Whether ``fn`` accepts one positional argument (``at(now)``) rather than none."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return True
+    try:
+        sig.bind(None)
+    except TypeError:
+        return False
+    return True
+
+
+class _AtTimes:
+    """The times an ``at=`` argument gives, as naive local datetimes.
+
+    ``at`` is one datetime, an iterable of them, or a callable. A callable is
+    called as ``at(now)`` (or ``at()`` if it takes no argument): returning a
+    datetime makes it a "next time" function asked again after each run, where
+    ``None`` ends the task; returning an iterable gives the times, like passing
+    the iterable itself.
+    """
+
+    def __init__(self, name: str, at: Any, clock: Clock) -> None:
+        self.name = name
+        self.clock = clock
+        self.asks = False
+        self._fn: Callable[[], Any] | None = None
+        self._iter: Iterator[Any] | None = None
+        if isinstance(at, dt.datetime):
+            self._iter = iter([at])
+        elif callable(at):
+            fn = at
+            self._fn = (lambda: fn(clock.now())) if _takes_now(fn) else fn
+        elif isinstance(at, Iterable) and not isinstance(at, (str, bytes, dict)):
+            self._iter = iter(at)
+        else:
+            raise TypeError(
+                f"schedule_task({name!r}): at= must be a datetime, an iterable of datetimes, or a callable "
+                f"at(now) returning the next datetime (or None to stop); got {type(at).__name__} {at!r}"
+            )
+
+    def next(self) -> dt.datetime | None:
+        """The next time, or None when there are no more. Raises TypeError for a value that is not a datetime."""
+        if self._fn is not None and self._iter is None:
+            value = self._fn()
+            if value is None:
+                return None
+            if isinstance(value, dt.datetime):
+                self.asks = True
+                return local_time(value, self.name)
+            if isinstance(value, Iterable) and not isinstance(value, (str, bytes, dict)):
+                self._iter = iter(value)
+                self._fn = None
+            else:
+                raise TypeError(
+                    f"schedule_task({self.name!r}): the at= function must return a datetime, None or an "
+                    f"iterable of datetimes; got {type(value).__name__} {value!r}"
+                )
+        assert self._iter is not None
+        for value in self._iter:
+            return local_time(value, self.name)
+        return None
+
+
 class ScheduledTask:
     """One named task; computes its own next firing time."""
 
     def __init__(self, name: str, callback: Callable[[], Any], clock: Clock,
                  loop: asyncio.AbstractEventLoop | None, at: Any, period: Any,
                  cron: str | None, threaded: bool) -> None:
+        if not callable(callback):
+            raise TypeError(f"schedule_task({name!r}): the callback must be callable; got {callback!r}")
         if at is None and period is None and cron is None:
             raise ValueError(f"schedule_task({name!r}) needs at=, period= or cron=")
         if cron is not None and (at is not None or period is not None):
@@ -69,54 +161,73 @@ class ScheduledTask:
         self.cron = cron
         self.threaded = threaded
         self.runs = 0
+        self.finished = False
+        self.on_finished: Callable[[ScheduledTask], None] | None = None
         self._handle: TimerHandle | None = None
-        self._log = _RateLimitedLog()
-        self._at_iter: Iterator[dt.datetime] | None = None
-        self._at_once: dt.datetime | None = None
-        if isinstance(at, dt.datetime):
-            self._at_once = at
-        elif callable(at):
-            self._at_iter = iter(at())
-        elif at is not None:
-            self._at_iter = iter(at)
+        self._log = RateLimitedLog()
+        self._running: set[asyncio.Future[Any]] = set()
+        self._at = _AtTimes(name, at, clock) if at is not None else None
         self._cron_iter = croniter(cron, clock.now()) if cron is not None else None
         self._last: dt.datetime | None = None
         self.next_run: dt.datetime | None = None
+        self._first = self._next_time()  # validates at= now, before the name is registered
 
     def _next_time(self) -> dt.datetime | None:
         now = self.clock.now()
         if self._cron_iter is not None:
-            nxt = self._cron_iter.get_next(dt.datetime)
+            nxt: dt.datetime = self._cron_iter.get_next(dt.datetime)
             while nxt < now:
                 nxt = self._cron_iter.get_next(dt.datetime)
             return nxt
-        if self._at_iter is not None:
-            for when in self._at_iter:
+        base = self._last
+        if self._at is not None:
+            while (when := self._at.next()) is not None:
+                if self._at.asks and self._last is not None and when <= self._last:
+                    app_log.error("scheduled task %r ends: its at= function returned %s, not after its "
+                                  "previous run at %s (return None to end a task)", self.name, when, self._last)
+                    return None
                 if when >= now or self.period is None:
                     return when
-            if self.period is None or self._last is None:
+                base = max(base, when) if base is not None else when  # a past time: repeat from it
+            self._at = None
+            if self.period is None:
                 return None
-            return self._last + self.period
-        if self._at_once is not None and self.runs == 0:
-            return self._at_once
         if self.period is not None:
-            base = self._last or (self._at_once if self._at_once is not None else now)
-            nxt = base + self.period
+            nxt = (base or now) + self.period
             while nxt < now:
                 nxt += self.period
             return nxt
         return None
 
-    def arm(self) -> None:
-        when = self._next_time()
+    def loop_gone(self) -> bool:
+        """True when the task's event loop has stopped, so its timers never fire again."""
+        return self.clock.needs_loop() and self.loop is not None and (self.loop.is_closed() or not self.loop.is_running())
+
+    def arm(self, when: dt.datetime | None = None) -> None:
+        if self.finished:
+            return
+        if when is None and self._first is not None:
+            when, self._first = self._first, None
+        elif when is None:
+            try:
+                when = self._next_time()
+            except Exception as exc:
+                callback_failed(f"scheduled task {self.name!r}: computing its next time", None, exc, self._log)
+                when = None
         self.next_run = when
         if when is None:
+            self._finish()
             return
         delay_ms = (when - self.clock.now()).total_seconds() * 1000.0
         # Timers copy the caller's context. A task scheduled from app code would
         # otherwise run (forever) with that session current and keep it alive
         # after it is destroyed; a process-wide task belongs to no session.
         self._handle = contextvars.Context().run(self.clock.call_later, delay_ms, self._fire, self.loop)
+
+    def _finish(self) -> None:
+        self.finished = True
+        if self.on_finished is not None:
+            self.on_finished(self)
 
     def _fire(self) -> None:
         self._handle = None
@@ -130,29 +241,45 @@ class ScheduledTask:
             try:
                 result = self.callback()
                 if inspect.isawaitable(result):
-                    if self.loop is None:
-                        raise NoEventLoopError(f"{what} returned a coroutine but no event loop is running")
-                    task = asyncio.ensure_future(result, loop=self.loop)
-                    task.add_done_callback(functools.partial(_task_done, self._log, what))
-            except Exception:
-                self._log.failed(what, "-")
+                    self._spawn(result, what)
+            except Exception as exc:
+                callback_failed(what, None, exc, self._log)
         self.arm()
+
+    def _spawn(self, awaitable: Any, what: str) -> None:
+        if self.loop is None:
+            if inspect.iscoroutine(awaitable):
+                awaitable.close()
+            raise NoEventLoopError(f"{what} returned a coroutine but no event loop is running")
+        task = asyncio.ensure_future(awaitable, loop=self.loop)
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+        task.add_done_callback(functools.partial(_task_done, self._log, what))
 
     def cancel(self) -> None:
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
+        for task in list(self._running):
+            task.cancel()
+        self._running.clear()
         self.next_run = None
+        self.finished = True
+
+    def __repr__(self) -> str:
+        return f"<ScheduledTask {self.name!r} runs={self.runs} next_run={self.next_run}>"
 
 
-def _thread_done(errors: _RateLimitedLog, what: str, future: Any) -> None:
-    if future.exception() is not None:
-        app_log.error("%s failed (session=-)", what, exc_info=future.exception())
+def _thread_done(errors: RateLimitedLog, what: str, future: Future[Any]) -> None:
+    exc = future.exception() if not future.cancelled() else None
+    if exc is not None:
+        callback_failed(what, None, exc, errors)
 
 
-def _task_done(errors: _RateLimitedLog, what: str, task: asyncio.Future[Any]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        app_log.error("%s failed (session=-)", what, exc_info=task.exception())
+def _task_done(errors: RateLimitedLog, what: str, task: asyncio.Future[Any]) -> None:
+    exc = task.exception() if not task.cancelled() else None
+    if exc is not None:
+        callback_failed(what, None, exc, errors)
 
 
 class TaskRegistry:
@@ -164,9 +291,11 @@ class TaskRegistry:
 
     def schedule(self, name: str, callback: Callable[[], Any], at: Any = None, period: Any = None,
                  cron: str | None = None, threaded: bool = False) -> ScheduledTask:
+        """Register and arm a task; every argument is checked before the name is taken."""
         with self._lock:
-            if name in self._tasks:
-                return self._tasks[name]
+            existing = self._tasks.get(name)
+            if existing is not None and not existing.loop_gone():
+                return existing
             clock = default_clock()
             try:
                 loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
@@ -178,12 +307,21 @@ class TaskRegistry:
                     "a --setup script, a notebook kernel or a coroutine"
                 )
             task = ScheduledTask(name, callback, clock, loop, at, period, cron, threaded)
+            if existing is not None:
+                app_log.info("replacing scheduled task %r: the event loop it ran on has stopped", name)
+                existing.cancel()
+            task.on_finished = self._drop
             self._tasks[name] = task
         task.arm()
         return task
 
+    def _drop(self, task: ScheduledTask) -> None:
+        with self._lock:
+            if self._tasks.get(task.name) is task:
+                del self._tasks[task.name]
+
     def cancel(self, name: str) -> bool:
-        """Cancel a task by name; returns whether it existed."""
+        """Cancel a task by name; returns whether it was scheduled (finished tasks are gone)."""
         with self._lock:
             task = self._tasks.pop(name, None)
         if task is None:

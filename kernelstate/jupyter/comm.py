@@ -214,6 +214,9 @@ class KernelDocuments:
             return
         import comm
 
+        from ..coroutines import install as install_coroutine_callbacks
+
+        install_coroutine_callbacks()
         comm.get_comm_manager().register_target(TARGET, self._open)
         try:
             from IPython import get_ipython

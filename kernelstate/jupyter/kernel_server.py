@@ -135,11 +135,15 @@ class CellApp(AppSpec):
         namespace = module.__dict__
         namespace.update(self.notebook_names())
         namespace["__builtins__"] = builtins
-        result = eval(self.code, namespace)
-        if inspect.iscoroutine(result):
-            await result
-        # The cell's globals are this session's; drop them with it.
-        session.on_destroy(lambda s: namespace.clear())
+        try:
+            result = eval(self.code, namespace)
+            if inspect.iscoroutine(result):
+                await result
+        except BaseException:
+            # A failed cell's traceback would keep its globals alive: drop them with the session.
+            # After a successful run they stay, for tasks and cached objects that outlive the session.
+            session.on_destroy(lambda s: namespace.clear())
+            raise
 
 
 @dataclass

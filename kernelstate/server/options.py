@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -150,9 +151,7 @@ class ServeOptions:
 
     @classmethod
     def from_argv(cls, ns: argparse.Namespace) -> ServeOptions:
-        reuse = ns.reuse_sessions
-        if reuse in ("true", "True", "yes", "1"):
-            reuse = True
+        reuse: bool | str = "verify" if ns.reuse_sessions_verify else bool(ns.reuse_sessions)
         return cls(
             port=ns.port, address=ns.address, prefix=ns.prefix or "", show=ns.show,
             autoreload=ns.autoreload or ns.dev, dev=ns.dev, num_threads=ns.num_threads,
@@ -162,7 +161,7 @@ class ServeOptions:
             allow_websocket_origin=tuple(ns.allow_websocket_origin or ()), allow_host=tuple(ns.allow_host or ()),
             use_xheaders=ns.use_xheaders, setup=ns.setup,
             static_dirs=_parse_static(ns.static_dirs), index=ns.index, log_level=ns.log_level,
-            reuse_sessions=reuse if reuse is not None else False,
+            reuse_sessions=reuse,
             reuse_sessions_max_keys=ns.reuse_sessions_max_keys, warm=ns.warm,
             global_loading_spinner=ns.global_loading_spinner, max_sessions=ns.max_sessions,
             max_sessions_per_client=ns.max_sessions_per_client, first_connect_timeout_s=ns.first_connect_timeout,
@@ -173,6 +172,40 @@ class ServeOptions:
             unix_socket=ns.unix_socket,
             frame_ancestors=tuple(ns.frame_ancestors or ("'self'",)), referrer_policy=ns.referrer_policy,
         )
+
+
+_REUSE_VALUES = {"verify": "--reuse-sessions-verify", "true": "--reuse-sessions", "True": "--reuse-sessions"}
+
+
+def normalize_argv(argv: Sequence[str]) -> list[str]:
+    """Rewrite the value spellings of ``--reuse-sessions`` to its two switches.
+
+    ``--reuse-sessions`` is a switch, so ``--reuse-sessions app.py`` keeps the
+    path as an APP. The documented ``--reuse-sessions verify`` (and
+    ``--reuse-sessions=verify``, ``--reuse-sessions true``) still work: they
+    become ``--reuse-sessions-verify`` (or ``--reuse-sessions``) here, before
+    parsing. Everything after ``--`` is left alone.
+    """
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            out.extend(argv[i:])
+            break
+        if arg.startswith("--reuse-sessions="):
+            value = arg.partition("=")[2]
+            if value not in _REUSE_VALUES:
+                raise ConfigError(f"--reuse-sessions takes no value or 'verify'; got {value!r} "
+                                  "(use --reuse-sessions or --reuse-sessions-verify)")
+            out.append(_REUSE_VALUES[value])
+        elif arg == "--reuse-sessions" and i + 1 < len(argv) and argv[i + 1] in _REUSE_VALUES:
+            out.append(_REUSE_VALUES[argv[i + 1]])
+            i += 1
+        else:
+            out.append(arg)
+        i += 1
+    return out
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
@@ -201,7 +234,8 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     a("--static-dirs", nargs="*", metavar="NAME=DIR", help="serve DIR at /NAME/")
     a("--index", metavar="PAGE", help="the app (name) to serve at /, or a Jinja2 .html template for the index")
     a("--log-level", default="info", choices=["debug", "info", "warning", "error", "critical"], help="logging level (default info)")
-    a("--reuse-sessions", nargs="?", const=True, default=None, choices=[True, "verify", "true"], help="serve the rendered page from a cache keyed by session_key_func (default: the app path); 'verify' also renders fresh and reports differences")
+    a("--reuse-sessions", action="store_true", help="serve the rendered page from a cache keyed by session_key_func (default: the app path)")
+    a("--reuse-sessions-verify", action="store_true", help="like --reuse-sessions, and also render every cache hit fresh and report differences (also spelled --reuse-sessions verify)")
     a("--reuse-sessions-max-keys", type=int, default=d.reuse_sessions_max_keys, metavar="N", help="bound of the reuse cache (LRU, default 32)")
     a("--warm", action="store_true", help="run every app once at startup, before the port opens (and cache its page with --reuse-sessions)")
     a("--global-loading-spinner", action="store_true", help="show a loading overlay until the session's page has rendered")

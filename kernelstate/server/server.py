@@ -20,15 +20,15 @@ from typing import Any
 from bokeh.util.paths import bokehjs_path
 from tornado import web
 from tornado.httpserver import HTTPServer
-from tornado.httputil import HTTPHeaders, HTTPServerRequest
+from tornado.httputil import HTTPServerRequest
 from tornado.ioloop import PeriodicCallback
 
 from ..settings import config
 from ..errors import AppLoadError
 from ..host import InProcessHost
 from ..loading import AppSpec, apps_from_object
-from ..reuse import ReuseCache
-from ..scheduling import thread_pool
+from ..coroutines import install as install_coroutine_callbacks
+from ..reuse import ReuseCache, make_request
 from ..session import RequestInfo
 from ..web.pages import PageService
 from ..web.static import ConfinedStaticHandler
@@ -246,7 +246,9 @@ class Server:
         self.loop = asyncio.get_running_loop()
         self._stopped = asyncio.Event()
         if self.options.num_threads is not None:
-            thread_pool.resize(self.options.num_threads)
+            # The process pool size (kernelstate.threads): the same as ks.extension(nthreads=N).
+            config.set("nthreads", self.options.num_threads, process=True)
+        install_coroutine_callbacks()
         preload()
         self._http = http_server(self._application(), self.options)
         self._cleanup = PeriodicCallback(self._sweep, self.options.check_unused_sessions_ms)
@@ -330,7 +332,7 @@ class Server:
         for i, app in enumerate(self.apps, 1):
             log.info("warming %d/%d: %s", i, total, app.route)
             path = self.options.prefix + (app.route if app.route != "/" else "/")
-            request = HTTPServerRequest(method="GET", uri=path, headers=HTTPHeaders({"Host": "127.0.0.1"}))
+            request = make_request(path)
             try:
                 before = {e.id for e in self.manager.entries()}
                 await self.page_for(app, request)
@@ -343,15 +345,23 @@ class Server:
         log.info("warmed %d app(s)", total)
 
     async def _watch(self) -> None:
+        """--autoreload: reload the sessions of apps whose files, or local modules they import, change."""
         from watchfiles import awatch
 
-        paths = {str(app.source_path) for app in self.apps if app.source_path is not None}
-        if not paths:
+        from ..autoreload import AppWatch
+
+        watch = AppWatch(app.source_path for app in self.apps if app.source_path is not None)
+        if not watch.app_dirs:
             return
-        async for changes in awatch(*paths, stop_event=self._stopped):
-            changed = {Path(p).resolve() for _, p in changes}
+        # Events in the apps' folders wake the check at once; the timeout makes it run at least every second.
+        async for _ in awatch(*watch.app_dirs, stop_event=self._stopped, recursive=False, debounce=200,
+                              rust_timeout=1000, yield_on_timeout=True):
+            changed = watch.changed()
+            if not changed:
+                continue
+            affected = watch.reload(changed)
             for entry in self.manager.entries():
-                if entry.app.source_path in changed:
+                if entry.app.source_path in affected:
                     self.manager.destroy(entry.id, RELOAD_CODE, "the app changed: reloading")
             self.reuse.clear()
             log.info("reloaded: %s", ", ".join(sorted(str(p) for p in changed)))

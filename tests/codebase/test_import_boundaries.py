@@ -27,13 +27,6 @@ ALLOWED: dict[tuple[str, str, str], str] = {
     # itself (IPython's API), which then imports the magics; nothing else in the core reaches Jupyter.
     ("kernelstate", "banned-import", "kernelstate.jupyter"):
         "the %load_ext entry point lives on the package and imports kernelstate.jupyter.magics lazily",
-    # TODO(issue 15): the lead renames _RateLimitedLog to a public name in a narrower module.
-    ("kernelstate.session", "private-name", "kernelstate.scheduling._RateLimitedLog"):
-        "_RateLimitedLog is shared across modules today; to be renamed public",
-    ("kernelstate.sync", "private-name", "kernelstate.scheduling._RateLimitedLog"):
-        "_RateLimitedLog is shared across modules today; to be renamed public",
-    ("kernelstate.tasks", "private-name", "kernelstate.scheduling._RateLimitedLog"):
-        "_RateLimitedLog is shared across modules today; to be renamed public",
     # Not a debt: jupyter_server finds an extension through this underscore-named hook on the
     # package and calls the ExtensionApp classmethod of the same name; the names are Jupyter's API.
     ("kernelstate.jupyter", "private-name",

@@ -73,7 +73,9 @@ def test_folder_names_with_braces_survive_the_command_template(monkeypatch: pyte
 def test_bookmarks_under_an_old_secret_prefix_are_redirected() -> None:
     """A path under an earlier launcher's /ks-<hex> prefix redirects to the same app without it, query kept;
     every other response passes untouched."""
-    from tornado.httputil import HTTPHeaders, HTTPServerRequest
+    from tornado.httputil import HTTPHeaders
+
+    from kernelstate.reuse import make_request
 
     stale = "/ks-" + "0123456789abcdef" * 2
     assert without_stale_prefix(stale + "/counter") == "/counter"
@@ -84,11 +86,11 @@ def test_bookmarks_under_an_old_secret_prefix_are_redirected() -> None:
     rewrite = setup_kernelstate()["rewrite_response"]
     response = SimpleNamespace(code=404, body=b"not found", headers=HTTPHeaders({"Content-Type": "text/html"}))
     rewrite(response=response, path=stale + "/counter",
-            request=HTTPServerRequest(uri="/user/x/kernelstate-proxy/ks-0/counter?a=1"))
+            request=make_request("/user/x/kernelstate-proxy/ks-0/counter?a=1"))
     assert (response.code, response.body, response.headers["Location"]) == (302, b"", "/counter?a=1")
     assert "Content-Type" not in response.headers
     page = SimpleNamespace(code=200, body=b"page", headers=HTTPHeaders())
-    rewrite(response=page, path="/counter", request=HTTPServerRequest(uri="/"))
+    rewrite(response=page, path="/counter", request=make_request("/"))
     assert (page.code, page.body) == (200, b"page")
 
 

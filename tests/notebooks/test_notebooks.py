@@ -66,7 +66,7 @@ def _ks_check_clean_up():
 
 _ks_problems = _ks_check_clean_up()
 
-from kernelstate.scheduling import thread_pool as _pool
+from kernelstate.threads import thread_pool as _pool
 _pool.resize(None)
 await _asyncio.get_running_loop().shutdown_default_executor()
 _deadline = _time.monotonic() + 1
