@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 from ._version import __version__
 
 _ATTRS = {
-    "config": ("settings", "config"),
-    "extension": ("settings", "extension"),
-    "state": ("runtime", "state"),
+    "config": ("_config", "config"),
+    "extension": ("_config", "extension"),
+    "state": ("_state", "state"),
     "serve": ("server.server", "serve"),
     "Server": ("server.server", "Server"),
     "Column": ("components.layout", "Column"),
@@ -38,10 +38,10 @@ if TYPE_CHECKING:
     from .components.layout import Card, Column, Divider, FlexBox, GridBox, Row, Spacer
     from .components.reactive import bind, depends
     from .components.tabs import Accordion, Tabs
-    from .settings import config, extension
+    from ._config import config, extension
     from .server.server import Server, serve
     from .session import Session
-    from .runtime import state
+    from ._state import state
 
 
 def __getattr__(name: str) -> Any:

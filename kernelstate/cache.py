@@ -59,7 +59,7 @@ class Cache(OrderedDict[Hashable, Any]):
             return self[key]
 
     def _trim(self) -> None:
-        from .settings import config
+        from ._config import config
 
         limit = config.process_value("cache_max_items")
         while len(self) > limit:

@@ -62,7 +62,7 @@ def callback_failed(what: str, session: Session | None, exc: BaseException,
 
 def run_exception_handler(exc: BaseException, session: Session | None) -> None:
     """Call ``ks.config.exception_handler(exc)`` in ``session``'s context (process value outside one)."""
-    from .settings import config
+    from ._config import config
 
     if session is None:
         handler = config.process_value("exception_handler")

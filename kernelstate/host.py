@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from .limits import MessageLimits
 from .loading import PageSpec
 from .session import RequestInfo, Session, hooks, registry
-from .sync import DEFAULT_MAX_MESSAGE_BYTES, CloseCode, Connection, DocumentEndpoint, Fragment
+from .endpoint import DEFAULT_MAX_MESSAGE_BYTES, CloseCode, Connection, DocumentEndpoint, Fragment
 
 if TYPE_CHECKING:
     from .loading import AppSpec

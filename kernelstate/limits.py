@@ -21,7 +21,7 @@ of ``Div`` definitions kept a process busy for 11 s or more and added 200 MB.
 - ``references``: ``{"id": ...}`` references to models.
 
 A message over a limit closes its connection with
-:data:`~kernelstate.sync.CloseCode.MESSAGE_TOO_COMPLEX` (4009) and one log line
+:data:`~kernelstate.endpoint.CloseCode.MESSAGE_TOO_COMPLEX` (4009) and one log line
 naming the session; the session itself and every other connection go on.
 
 The class weights are computed once per model class in this process (one bare

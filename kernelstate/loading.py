@@ -279,7 +279,7 @@ def _object_title(obj: Any, route: str) -> str:
 def populate_document(session: Session, default_title: str) -> PageSpec:
     """Turn the session's servables and template areas into Document roots."""
     from .components.base import as_component
-    from .settings import config
+    from ._config import config
 
     doc = session.document
     if doc is None:

@@ -269,7 +269,7 @@ class Session:
     def template(self) -> Any:
         """This session's template instance, created on first use from ``config.template``."""
         if self._template is None:
-            from .settings import config
+            from ._config import config
             from .template import create_template
 
             with activate(self):

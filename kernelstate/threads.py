@@ -43,14 +43,14 @@ class _Pool:
         with self._lock:
             if self._size is not None:
                 return self._size
-        from .settings import config
+        from ._config import config
 
         return pool_size(config.process_value("nthreads"))
 
     def get(self) -> ThreadPoolExecutor:
         with self._lock:
             if self._executor is None:
-                from .settings import config
+                from ._config import config
 
                 self._size = pool_size(config.process_value("nthreads"))
                 self._executor = ThreadPoolExecutor(max_workers=self._size, thread_name_prefix="kernelstate")

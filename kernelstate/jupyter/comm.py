@@ -43,7 +43,7 @@ from ..limits import MessageLimits
 from ..loading import FileApp
 from ..web.tokens import Signer
 from ..session import RequestInfo, Session, hooks, registry
-from ..sync import CloseCode, DocumentEndpoint, Fragment
+from ..endpoint import CloseCode, DocumentEndpoint, Fragment
 from .wire import APP_KERNEL_ENV, TARGET, WireError, close_data, pack_frames, unpack_frames
 
 log = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
 
 
 class CommConnection:
-    """One relayed browser connection: a :class:`~kernelstate.sync.Connection` over a comm."""
+    """One relayed browser connection: a :class:`~kernelstate.endpoint.Connection` over a comm."""
 
     #: at most ``burst`` comm messages per ``window_s``: an interaction (OK + patch)
     #: goes out at once, sustained traffic is held to burst/window (50/s), far

@@ -35,7 +35,7 @@ from ..web.manager import SessionManager
 from ..web.page import PageOptions
 from ..web.pages import PageService, ReuseMode
 from ..web.tokens import Signer
-from ..sync import CloseCode
+from ..endpoint import CloseCode
 from .apps import KernelApp
 from .handlers import (AppPageHandler, AppWebSocketHandler, CellWebSocketHandler, IndexHandler, PingHandler,
                        SessionHandler, SessionsHandler, StaticHandler)

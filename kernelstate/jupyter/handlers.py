@@ -37,7 +37,7 @@ from tornado.websocket import WebSocketHandler
 
 from .._version import __version__
 from ..errors import AppLoadError
-from ..sync import CloseCode
+from ..endpoint import CloseCode
 from ..web.manager import SessionEntry, SessionLimitError
 from ..web.page import render_message
 from ..web.crosssite import is_cross_site

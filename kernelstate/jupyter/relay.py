@@ -27,7 +27,7 @@ from ..errors import AppLoadError
 from ..limits import MessageLimits
 from ..loading import PageSpec
 from ..session import RequestInfo
-from ..sync import CloseCode, Connection, Fragment
+from ..endpoint import CloseCode, Connection, Fragment
 from .wire import TARGET, MessageAssembler, WireError, close_code, pack_frames, unpack_frames
 
 log = logging.getLogger(__name__)

@@ -31,7 +31,7 @@ from bokeh.protocol.receiver import Receiver
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
-from ..sync import message_frames
+from ..endpoint import message_frames
 
 _protocol = Protocol()
 _ITEMS = re.compile(r'<script type="application/json" id="ks-render-items">(.*?)</script>', re.DOTALL)

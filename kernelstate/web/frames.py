@@ -1,6 +1,6 @@
 """Writing Bokeh-protocol frames to a browser WebSocket.
 
-:class:`FrameWriter` is the :class:`~kernelstate.sync.Connection` side of a
+:class:`FrameWriter` is the :class:`~kernelstate.endpoint.Connection` side of a
 session WebSocket, mixed into a Tornado ``WebSocketHandler`` (before it) by the
 standalone server's handler and by the Jupyter extension's relay sockets.
 
@@ -17,7 +17,7 @@ from typing import Any
 from tornado.iostream import StreamBufferFullError
 from tornado.websocket import WebSocketClosedError
 
-from ..sync import Fragment
+from ..endpoint import Fragment
 
 log = logging.getLogger(__name__)
 MIN_WRITE_BUFFER_BYTES = 8 * 1024 * 1024

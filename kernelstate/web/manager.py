@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from ..host import DocumentHost
 from ..loading import AppSpec
 from ..session import RequestInfo
-from ..sync import CloseCode
+from ..endpoint import CloseCode
 from .limits import SessionLimitError, SlotCounter, client_key, sessions_per_client
 from .pending import PendingSession, PendingStore, request_bytes
 

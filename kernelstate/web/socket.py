@@ -22,7 +22,7 @@ from tornado import web
 from tornado.websocket import WebSocketHandler
 
 from ..errors import AppLoadError
-from ..sync import CloseCode
+from ..endpoint import CloseCode
 from .frames import FrameWriter
 from .manager import SessionEntry, SessionLimitError, SessionManager
 from .tokens import Signer, TokenError

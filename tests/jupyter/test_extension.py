@@ -17,7 +17,7 @@ import kernelstate as ks
 from kernelstate.jupyter.comm import kernel_documents
 from kernelstate.jupyter.display import mimebundle
 from kernelstate.jupyter.wire import MIME_TYPE, MessageAssembler, WireError, close_code, pack_frames, unpack_frames
-from kernelstate.sync import CloseCode, message_frames, protocol
+from kernelstate.endpoint import CloseCode, message_frames, protocol
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -12,7 +12,7 @@ from typing import Any
 from bokeh.models import Slider
 from jupyter_helpers import doc_output
 
-from kernelstate.sync import CloseCode
+from kernelstate.endpoint import CloseCode
 from kernelstate.testing.client import ProtocolClient
 
 SLIDER = """

@@ -148,7 +148,7 @@ DEPRECATED_CALL = (
     "import warnings\n"
     "# A call from kernelstate's code to something deprecated, as a dependency would warn about it.\n"
     "exec('warnings.warn(\"going away in the next release\", DeprecationWarning)',\n"
-    "     {'__name__': 'kernelstate.settings', 'warnings': warnings})\n"
+    "     {'__name__': 'kernelstate._config', 'warnings': warnings})\n"
 )
 ELSEWHERE = "import warnings\nwarnings.warn('not kernelstate: just shown', DeprecationWarning)\n"
 

@@ -264,7 +264,7 @@ def test_no_patch_reaches_a_tab_before_it_pulled(ks_server: Any) -> None:
     async def main() -> None:
         import json
 
-        from kernelstate.sync import message_frames, protocol
+        from kernelstate.endpoint import message_frames, protocol
 
         from .conftest import open_ws, ws_url
 

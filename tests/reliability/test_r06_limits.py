@@ -23,7 +23,7 @@ import psutil
 import pytest
 from bokeh.models import TextInput
 
-from kernelstate.sync import message_frames, protocol
+from kernelstate.endpoint import message_frames, protocol
 from kernelstate.testing import ProtocolClient
 
 from .conftest import RawWebSocket, fetch, percentile, run, wait_until

@@ -30,7 +30,7 @@ from bokeh.models import TextInput
 from bokeh.protocol import Protocol
 from bokeh.protocol.message import Message
 
-from kernelstate.sync import message_frames
+from kernelstate.endpoint import message_frames
 from kernelstate.testing import ClosedError, ProtocolClient
 
 from .conftest import fetch, percentile, run, wait_until

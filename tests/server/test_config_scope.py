@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import kernelstate as ks
-from kernelstate.settings import OPTIONS, process_only_options
+from kernelstate._config import OPTIONS, process_only_options
 from kernelstate.testing import ProtocolClient
 from kernelstate.threads import thread_pool
 

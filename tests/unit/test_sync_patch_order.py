@@ -11,7 +11,7 @@ from bokeh.protocol import Protocol
 from bokeh.protocol.receiver import Receiver
 
 from kernelstate.session import Session
-from kernelstate.sync import DocumentEndpoint, Fragment, message_frames
+from kernelstate.endpoint import DocumentEndpoint, Fragment, message_frames
 
 protocol = Protocol()
 

@@ -1,4 +1,4 @@
-"""``ks.config`` (this module is ``settings`` so it never shadows the ``ks.config`` object): process settings with a per-session override layer.
+"""``ks.config`` (this module is ``_config`` so it never shadows the ``ks.config`` object): process settings with a per-session override layer.
 
 A setting written while a session is active (its app code or one of its
 callbacks is running) applies to that session only and is stored on the

@@ -1,6 +1,6 @@
 """``ks.state``: the session-aware runtime API, as a facade with no storage.
 
-(The module is named ``runtime`` so it never shadows the ``ks.state`` object.)
+(The module is named ``_state`` so it never shadows the ``ks.state`` object.)
 
 Every property reads the current session (see :mod:`kernelstate.context`);
 in a kernel outside any served session that is the process-wide
