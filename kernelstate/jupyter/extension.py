@@ -40,7 +40,8 @@ from .apps import KernelApp
 from .handlers import (AppPageHandler, AppWebSocketHandler, CellWebSocketHandler, IndexHandler, PingHandler,
                        SessionHandler, SessionsHandler, StaticHandler)
 from .pool import KernelPool, KernelStartError
-from .relay import KERNEL_DIED_REASON, KernelGoneError, KernelHost, RelayRegistry
+from .kernel_host import KERNEL_DIED_REASON, KernelHost
+from .relay import KernelGoneError, RelayRegistry
 
 log = logging.getLogger(__name__)
 KS_STATIC = str(Path(__file__).resolve().parent.parent / "static")

@@ -46,7 +46,8 @@ from ..web.socket import BokehSocket, SessionSocket
 from ..web.static import ConfinedStaticHandler
 from .apps import (AppPathError, KernelApp, app_request_info, is_app_file, list_apps, notebook_kernel_name,
                    resolve_app_path)
-from .relay import AppKernelError, KernelGoneError, KernelHost, RelayedConnection
+from .kernel_host import AppKernelError, KernelHost
+from .relay import KernelGoneError, RelayedConnection
 
 if TYPE_CHECKING:
     from .extension import KernelstateApp

@@ -19,7 +19,7 @@ from tornado.httputil import HTTPServerRequest
 from ..errors import AppLoadError
 from ..loading import AppSpec
 from ..session import RequestInfo
-from ..web.manager import SessionManager, SessionLimitError
+from ..web.manager import SessionLimitError, SessionManager
 from ..web.origins import origin_allowed
 from ..web.page import render_message
 from ..web.pages import app_failed_page, busy_page

@@ -16,7 +16,6 @@ def preload() -> None:
         return
     _preloaded.append(True)
     import bokeh.io  # noqa: F401
-
     from bokeh.document import Document
 
     from ..components.pane import Markdown

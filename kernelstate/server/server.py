@@ -11,40 +11,36 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import re
 import threading
 import webbrowser
 from pathlib import Path
 from typing import Any
 
-from bokeh.util.paths import bokehjs_path
 from tornado import web
 from tornado.httpserver import HTTPServer
 from tornado.httputil import HTTPServerRequest
 from tornado.ioloop import PeriodicCallback
 
 from .._config import config
+from ..coroutines import install as install_coroutine_callbacks
 from ..errors import AppLoadError
 from ..host import InProcessHost
 from ..loading import AppSpec, apps_from_object
-from ..coroutines import install as install_coroutine_callbacks
 from ..reuse import ReuseCache, make_request
 from ..session import RequestInfo
-from ..web.pages import PageService
-from ..web.static import ConfinedStaticHandler
-from .handlers import (DocHandler, DocWebSocketHandler, IndexHandler, LivenessHandler, NotFoundHandler,
-                       ResponseHeaders, request_info)
-from .hosts import ALLOW_HOST_HINT, HostAllowlist, host_check_rule, listening_hosts
-from .listening import Listener, bind, http_server
 from ..web.manager import SessionManager
-from .options import ServeOptions
-from .preload import preload
 from ..web.origins import default_allowlist
 from ..web.page import PageOptions, render_message
+from ..web.pages import PageService
 from ..web.tokens import Signer
+from .handlers import request_info
+from .hosts import ALLOW_HOST_HINT, HostAllowlist, listening_hosts
+from .listening import Listener, bind, http_server
+from .options import ServeOptions
+from .preload import preload
+from .routes import application
 
 log = logging.getLogger(__name__)
-STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 RELOAD_CODE = 4100
 SWEEP_COLLECT_DELAY_S = 0.25  # after a sweep destroyed sessions, collect their cycles this much later
 
@@ -167,46 +163,10 @@ class Server:
 
     # -- start/stop --------------------------------------------------------------------
     def _application(self) -> web.Application:
-        p = re.escape(self.options.prefix)
-        server = {"site": self}
-        routes: list[Any] = [
-            host_check_rule(self.host_allowlist, self.options.use_xheaders, self.host_hint),
-            (rf"{p}/static/(.*)", ConfinedStaticHandler, {"path": bokehjs_path()}),
-            (rf"{p}/ks-static/(.*)", ConfinedStaticHandler, {"path": str(STATIC_DIR)}),
-            (rf"{p}/liveness/?", LivenessHandler, server),
-        ]
-        for name, directory in self.options.static_dirs.items():
-            routes.append((rf"{p}/{re.escape(name)}/(.*)", ConfinedStaticHandler, {"path": str(Path(directory).resolve())}))
-        if p:
-            # The prefix without its slash: the page's relative asset URLs would resolve outside it.
-            routes.append((p, web.RedirectHandler, {"url": self.options.prefix + "/", "permanent": False}))
-        index_app = self._index_app()
-        if index_app is not None:
-            routes.append((rf"{p}/ws", DocWebSocketHandler, {**server, "app": index_app}))
-            routes.append((rf"{p}/?", DocHandler, {**server, "app": index_app}))
-        elif len(self.apps) == 1 and self.options.index is None:
-            routes.append((rf"{p}/?", web.RedirectHandler, {"url": f"{self.options.prefix}{self.apps[0].route}",
-                                                             "permanent": False}))
-        else:
-            routes.append((rf"{p}/?", IndexHandler, server))
-        for app in self.apps:
-            if app.route == "/":
-                continue
-            route = p + re.escape(app.route)
-            routes.append((rf"{route}/ws", DocWebSocketHandler, {**server, "app": app}))
-            routes.append((rf"{route}/?", DocHandler, {**server, "app": app}))
-        keep_alive = self.options.keep_alive_ms / 1000.0 or None
-        application = web.Application(
-            routes, default_handler_class=NotFoundHandler, default_handler_args=server,
-            websocket_ping_interval=keep_alive, websocket_ping_timeout=keep_alive,
-            websocket_max_message_size=self.options.websocket_max_message_size,
-            log_function=self._log_request, compress_response=True,
-        )
-        headers = self.page_headers
-        application.add_transform(lambda request: ResponseHeaders(request, headers))  # type: ignore[arg-type]
-        return application
+        return application(self)
 
-    def _index_app(self) -> AppSpec | None:
+    def index_app(self) -> AppSpec | None:
+        """The app served at the root (``/``, or ``--index NAME``), or None for the index page."""
         root = [a for a in self.apps if a.route == "/"]
         if root:
             return root[0]
@@ -226,13 +186,6 @@ class Server:
             return str(template.render(items=links, title=self.options.title or "kernelstate apps"))
         return render_message(self.options.title or "kernelstate apps", self.options.title or "Apps on this server",
                               [f"{len(links)} app(s). Each tab gets its own session."], root, links=links)
-
-    @staticmethod
-    def _log_request(handler: web.RequestHandler) -> None:
-        status = handler.get_status()
-        level = logging.INFO if status < 400 else logging.WARNING if status < 500 else logging.ERROR
-        logging.getLogger("kernelstate.access").log(level, "%d %s %s %.1fms", status, handler.request.method,
-                                                     handler.request.uri, 1000.0 * handler.request.request_time())
 
     def start(self) -> None:
         """Start serving on the running loop (call from inside it).
