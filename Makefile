@@ -1,6 +1,6 @@
 # The two commands a newcomer runs (see README):
 #   make serve   -> serves the tutorial notebooks and examples on http://localhost:5006
-#   make test    -> runs the whole test suite
+#   make test    -> lint (ruff) and type check (mypy --strict), then the whole test suite
 PORT ?= 5006
 PYTEST_ARGS ?=
 
@@ -12,6 +12,8 @@ serve:
 
 test:
 	./scripts/bootstrap.sh test
+	.venv/bin/ruff check kernelstate
+	.venv/bin/mypy
 	PATH="$(CURDIR)/.venv/node/bin:$$PATH" .venv/bin/python -m pytest $(PYTEST_ARGS)
 
 soak:

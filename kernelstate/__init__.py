@@ -35,13 +35,13 @@ __all__ = ["__version__", *_ATTRS, *_MODULES, "load_ipython_extension"]
 
 if TYPE_CHECKING:
     from . import errors, indicators, pane, template, testing, widgets
+    from ._config import config, extension
+    from ._state import state
     from .components.layout import Card, Column, Divider, FlexBox, GridBox, Row, Spacer
     from .components.reactive import bind, depends
     from .components.tabs import Accordion, Tabs
-    from ._config import config, extension
     from .server.server import Server, serve
     from .session import Session
-    from ._state import state
 
 
 def __getattr__(name: str) -> Any:

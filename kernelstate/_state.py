@@ -22,8 +22,8 @@ from typing import Any
 from bokeh.document import Document
 
 from .cache import Cache, cache
-from .scheduling import PeriodicCallback
 from .request import RecordedRequest
+from .scheduling import PeriodicCallback
 from .session import Session, current_session, hooks, registry
 from .tasks import ScheduledTask, tasks
 

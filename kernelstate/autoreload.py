@@ -95,7 +95,7 @@ class AppWatch:
         local = self.local_modules()
         touched = [p for p in changed if p in local]
         if touched:
-            for path, name in local.items():
+            for _path, name in local.items():
                 sys.modules.pop(name, None)
             for path in touched:
                 _drop_bytecode(path)

@@ -50,7 +50,8 @@ def _serve(ns: argparse.Namespace) -> int:
     from .errors import AppLoadError, ConfigError
     from .loading import discover
     from .server.options import ServeOptions
-    from .server.server import Server, preload
+    from .server.preload import preload
+    from .server.server import Server
 
     logging.basicConfig(level=getattr(logging, ns.log_level.upper()),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

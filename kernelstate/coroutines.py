@@ -19,8 +19,8 @@ from typing import Any
 
 import param
 
-from .session import current_session
 from .scheduling import callback_name
+from .session import current_session
 
 _previous: list[Callable[[Callable[[], Awaitable[Any]]], Any]] = []
 _lock = threading.Lock()

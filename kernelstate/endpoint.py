@@ -116,7 +116,7 @@ class DocumentEndpoint:
         self._flush_scheduled = False
         self._errors = RateLimitedLog()
         self.document.on_change(self._document_changed)
-        self.document.on_event(DocumentReady, self._document_ready)
+        self.document.on_event(DocumentReady, self._document_ready)  # type: ignore[arg-type]  # bokeh types the callback by the base Event
 
     @property
     def connections(self) -> list[Connection]:
@@ -236,7 +236,7 @@ class DocumentEndpoint:
         session.busy_enter()
         try:
             with activate(session):
-                message.apply_to_document(self.document, conn)
+                message.apply_to_document(self.document, conn)  # type: ignore[attr-defined]  # a PATCH-DOC message
         except Exception as exc:
             callback_failed("applying a PATCH-DOC (a browser change and the callbacks it ran)", session, exc, self._errors)
             self._send(conn, protocol.create("ERROR", msgid, f"{type(exc).__name__}: {exc}"[:500]))
@@ -275,7 +275,7 @@ class DocumentEndpoint:
         for conn, state in list(self._connections.items()):
             if not state.pulled:
                 continue
-            mine = [e for e in events if e.setter is not conn]
+            mine = [e for e in events if e.setter is not conn]  # type: ignore[comparison-overlap]  # the setter is ours
             if not mine:
                 continue
             key = tuple(id(e) for e in mine)

@@ -11,10 +11,10 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .endpoint import DEFAULT_MAX_MESSAGE_BYTES, CloseCode, Connection, DocumentEndpoint, Fragment
 from .limits import MessageLimits
 from .loading import PageSpec
 from .session import RequestInfo, Session, hooks, registry
-from .endpoint import DEFAULT_MAX_MESSAGE_BYTES, CloseCode, Connection, DocumentEndpoint, Fragment
 
 if TYPE_CHECKING:
     from .loading import AppSpec

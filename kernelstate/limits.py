@@ -187,7 +187,7 @@ def model_weight(name: Any) -> int:
         if not getattr(instance, "_initialized", False):  # as Bokeh's Deserializer builds it
             HasProps.__init__(instance)
         weight = max(1, len(instance.references()))
-    except Exception:  # noqa: BLE001 - any failure: Bokeh cannot build it either, and the patch fails there
+    except Exception:
         weight = 1
     with _weights_lock:
         _weights[name] = weight

@@ -58,7 +58,7 @@ class PageSpec:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> PageSpec:
-        return cls(data["title"], data["template_name"], [tuple(r) for r in data["roots"]], list(data.get("raw_css", [])))  # type: ignore[misc]
+        return cls(data["title"], data["template_name"], [tuple(r) for r in data["roots"]], list(data.get("raw_css", [])))
 
 
 @dataclass
@@ -88,7 +88,7 @@ def _notebook_sources(path: Path) -> tuple[list[str], str | None]:
     with warnings.catch_warnings(), path.open(encoding="utf-8") as f:
         # Notebooks written by older tools lack cell ids; that is no reason to refuse them.
         warnings.simplefilter("ignore")
-        nb = nbformat.read(f, as_version=4)
+        nb = nbformat.read(f, as_version=4)  # type: ignore[no-untyped-call]
     sources: list[str] = []
     title = None
     for cell in nb.cells:
@@ -278,8 +278,8 @@ def _object_title(obj: Any, route: str) -> str:
 
 def populate_document(session: Session, default_title: str) -> PageSpec:
     """Turn the session's servables and template areas into Document roots."""
-    from .components.base import as_component
     from ._config import config
+    from .components.base import as_component
 
     doc = session.document
     if doc is None:

@@ -195,7 +195,7 @@ class Scheduler:
         handle: TimerHandle | None = None
 
         def fire() -> None:
-            self.timers.discard(handle)  # type: ignore[arg-type]
+            self.timers.discard(handle)
             fn()
 
         handle = clock.call_later(delay_ms, fire, loop)

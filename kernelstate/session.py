@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 import itertools
 import logging
 import os
@@ -72,7 +73,8 @@ class SessionHooks:
 
     def run_created(self, session: Session) -> None:
         for cb in list(self.created):
-            session.scheduler.invoke(lambda cb=cb: _as_hook(session, cb), f"on_session_created hook {callback_name(cb)}")
+            session.scheduler.invoke(functools.partial(_as_hook, session, cb),
+                                     f"on_session_created hook {callback_name(cb)}")
 
 
 hooks = SessionHooks()

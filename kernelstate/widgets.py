@@ -13,7 +13,7 @@ from .components.widgets import Widget
 
 globals().update(WIDGETS)
 
-__all__ = ["DataTable", "FileDownload", "Widget", *sorted(WIDGETS)]  # noqa: PLE0604 - the generated names, all strings
+__all__ = ["DataTable", "FileDownload", "Widget", *sorted(WIDGETS)]
 
 
 def __getattr__(name: str) -> type[Widget]:

@@ -48,7 +48,7 @@ class Component(param.Parameterized):
     def __init__(self, **params: Any) -> None:
         # param names unnamed objects "IntSlider00002"; a widget without a name shows no title.
         params.setdefault("name", "")
-        super().__init__(**params)
+        super().__init__(**params)  # type: ignore[no-untyped-call]  # param.Parameterized is untyped
         self._views: dict[int, View] = {}
         self._views_lock = threading.RLock()
         watched = [p for p in self.param if p != "name" or "name" in self._synced]

@@ -9,7 +9,7 @@ their Bokeh models (nothing is rebuilt; only new children are sent).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import param
 from bokeh.document import Document
@@ -19,6 +19,7 @@ from bokeh.models import GridBox as BkGridBox
 from bokeh.models import Model
 from bokeh.models import Row as BkRow
 from bokeh.models import Spacer as BkSpacer
+from bokeh.models.ui import UIElement
 from bokeh.models.widgets import Button as BkButton
 from bokeh.models.widgets import Div
 
@@ -48,8 +49,9 @@ class ListLike(Component):
         if any(a is not b for a, b in zip(wrapped, self.objects, strict=True)):
             self.objects = wrapped
 
-    def _children(self, doc: Document, session: Session) -> list[Model]:
-        return [child.get_model(doc, session) for child in self.objects]
+    def _children(self, doc: Document, session: Session) -> list[UIElement]:
+        # Every component renders a layoutable Bokeh element (a UIElement).
+        return [cast(UIElement, child.get_model(doc, session)) for child in self.objects]
 
     def _update_view(self, view: View, names: list[str]) -> None:
         session, doc = view.session(), view.document()
@@ -141,11 +143,11 @@ class Row(ListLike):
 class FlexBox(ListLike):
     """Children in a wrapping CSS flexbox (``flex_direction`` 'row' or 'column')."""
 
-    flex_direction = param.Selector(default="row", objects=["row", "column"])
-    flex_wrap = param.Selector(default="wrap", objects=["wrap", "nowrap"])
+    flex_direction: Any = param.Selector(default="row", objects=["row", "column"])
+    flex_wrap: Any = param.Selector(default="wrap", objects=["wrap", "nowrap"])
     gap = param.String(default="10px")
 
-    def _flex_styles(self) -> dict[str, str]:
+    def _flex_styles(self) -> dict[str, str | None]:
         return {"flex-wrap": self.flex_wrap, "gap": self.gap, **self.styles}
 
     def _extra_watched(self) -> list[str]:
@@ -160,7 +162,7 @@ class FlexBox(ListLike):
     def _update_view(self, view: View, names: list[str]) -> None:
         super()._update_view(view, names)
         if {"flex_wrap", "gap", "styles"} & set(names):
-            view.model.styles = self._flex_styles()
+            cast(UIElement, view.model).styles = dict(self._flex_styles())
 
 
 class Card(ListLike):
@@ -182,7 +184,7 @@ class Card(ListLike):
     def _create_model(self, doc: Document, session: Session) -> Model:
         toggle = BkButton(label="▸" if self.collapsed else "▾", css_classes=["ks-card-toggle"],
                           visible=self.collapsible, width=32)
-        toggle.on_event(ButtonClick, self._toggle)
+        toggle.on_event(ButtonClick, self._toggle)  # type: ignore[arg-type]  # bokeh types it by the base Event
         header = BkRow(children=[toggle, Div(text=self._header_text(), css_classes=["ks-card-header-title"])],
                        css_classes=["ks-card-header"], visible=not self.hide_header)
         body = BkColumn(children=self._children(doc, session), css_classes=["ks-card-body"], visible=not self.collapsed)
@@ -194,12 +196,13 @@ class Card(ListLike):
         self.collapsed = not self.collapsed
 
     def _container(self, model: Model) -> Model:
-        return model.children[1]
+        return cast(Model, cast(BkColumn, model).children[1])
 
     def _update_view(self, view: View, names: list[str]) -> None:
         super()._update_view(view, [n for n in names if n == "objects"])
-        header, body = view.model.children
-        toggle, title = header.children
+        header, body = cast(BkColumn, view.model).children
+        toggle_element, title_element = cast(BkRow, header).children
+        toggle, title = cast(BkButton, toggle_element), cast(Div, title_element)
         if "collapsed" in names:
             body.visible = not self.collapsed
             toggle.label = "▸" if self.collapsed else "▾"

@@ -184,7 +184,7 @@ class Output(Component):
         try:
             with activate(session):
                 result = self.bound()
-        except Exception:  # noqa: BLE001 - the boundary into user code: logged, the old output stays
+        except Exception:
             app_log.exception("%s failed (session=%s)", what, session.id)
             return
         if inspect.isasyncgen(result):

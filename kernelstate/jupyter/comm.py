@@ -38,12 +38,12 @@ from pathlib import Path
 from typing import Any
 
 from ..context import activate
+from ..endpoint import CloseCode, DocumentEndpoint, Fragment
 from ..errors import AppLoadError, ConfigError
 from ..limits import MessageLimits
 from ..loading import FileApp
-from ..web.tokens import Signer
 from ..session import RequestInfo, Session, hooks, registry
-from ..endpoint import CloseCode, DocumentEndpoint, Fragment
+from ..web.tokens import Signer
 from .wire import APP_KERNEL_ENV, TARGET, WireError, close_data, pack_frames, unpack_frames
 
 log = logging.getLogger(__name__)

@@ -26,21 +26,29 @@ from jupyter_server.extension.application import ExtensionApp
 from tornado.ioloop import PeriodicCallback
 from traitlets import Bool, Callable, Dict, Float, Integer, Unicode
 
+from ..endpoint import CloseCode
 from ..errors import AppLoadError
 from ..limits import MessageLimits
-from ..reuse import ReuseCache
 from ..loading import AppSpec
+from ..reuse import ReuseCache
 from ..session import RequestInfo
 from ..web.manager import SessionManager
 from ..web.page import PageOptions
 from ..web.pages import PageService, ReuseMode
 from ..web.tokens import Signer
-from ..endpoint import CloseCode
 from .apps import KernelApp
-from .handlers import (AppPageHandler, AppWebSocketHandler, CellWebSocketHandler, IndexHandler, PingHandler,
-                       SessionHandler, SessionsHandler, StaticHandler)
-from .pool import KernelPool, KernelStartError
+from .handlers import (
+    AppPageHandler,
+    AppWebSocketHandler,
+    CellWebSocketHandler,
+    IndexHandler,
+    PingHandler,
+    SessionHandler,
+    SessionsHandler,
+    StaticHandler,
+)
 from .kernel_host import KERNEL_DIED_REASON, KernelHost
+from .pool import KernelPool, KernelStartError
 from .relay import KernelGoneError, RelayRegistry
 
 log = logging.getLogger(__name__)

@@ -36,16 +36,23 @@ from tornado import web
 from tornado.websocket import WebSocketHandler
 
 from .._version import __version__
-from ..errors import AppLoadError
 from ..endpoint import CloseCode
+from ..errors import AppLoadError
+from ..web.crosssite import is_cross_site
 from ..web.manager import SessionEntry, SessionLimitError
 from ..web.page import render_message
-from ..web.crosssite import is_cross_site
 from ..web.pages import app_failed_page, busy_page
 from ..web.socket import BokehSocket, SessionSocket
 from ..web.static import ConfinedStaticHandler
-from .apps import (AppPathError, KernelApp, app_request_info, is_app_file, list_apps, notebook_kernel_name,
-                   resolve_app_path)
+from .apps import (
+    AppPathError,
+    KernelApp,
+    app_request_info,
+    is_app_file,
+    list_apps,
+    notebook_kernel_name,
+    resolve_app_path,
+)
 from .kernel_host import AppKernelError, KernelHost
 from .relay import KernelGoneError, RelayedConnection
 

@@ -70,7 +70,7 @@ class KernelHost:
                                            "request": request.to_json()}, on_msg, on_close)
         try:
             data = await asyncio.wait_for(asyncio.shield(reply), timeout_s)
-        except (asyncio.TimeoutError, KernelGoneError) as exc:
+        except (TimeoutError, KernelGoneError) as exc:
             control.close()
             await shutdown_kernel(kernel_id)
             why = f"no answer from its kernel within {timeout_s:.0f}s" if isinstance(exc, asyncio.TimeoutError) else str(exc)
@@ -119,7 +119,7 @@ class KernelHost:
         if not self.relay.stopped:
             try:
                 await self.relay.roundtrip(5.0)
-            except (KernelGoneError, asyncio.TimeoutError):
+            except (TimeoutError, KernelGoneError):
                 pass
         await self._shutdown_kernel(self.kernel_id)
 

@@ -104,7 +104,7 @@ class KernelPool:
         try:
             relay = await self.relays.get(kernel_id)
             reply = await relay.execute(BOOTSTRAP, self.startup_timeout_s)
-        except (KernelGoneError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, KernelGoneError) as exc:
             await self.shutdown(kernel_id)
             raise KernelStartError(f"the {kernel_name!r} kernel did not get ready: {exc or 'timeout'}") from exc
         if reply.get("status") != "ok":

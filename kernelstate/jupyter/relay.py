@@ -23,8 +23,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from ..limits import MessageLimits
 from ..endpoint import CloseCode, Connection, Fragment
+from ..limits import MessageLimits
 from .wire import TARGET, MessageAssembler, WireError, close_code, pack_frames, unpack_frames
 
 log = logging.getLogger(__name__)
@@ -118,7 +118,7 @@ class KernelRelay:
             self.client.control_channel.send(self.client.session.msg("kernel_info_request"))
             try:
                 await asyncio.wait_for(self._iopub_seen.wait(), 0.25)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     def on_stop(self, callback: Callable[[KernelRelay], None]) -> None:

@@ -22,6 +22,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from bokeh.core.types import ID
 from bokeh.document import Document
 from bokeh.document.events import DocumentPatchedEvent, MessageSentEvent
 from bokeh.events import ButtonClick, DocumentReady
@@ -232,7 +233,7 @@ class ProtocolClient:
         self.document.models.flush_synced()
 
     def _local_change(self, event: Any) -> None:
-        if isinstance(event, DocumentPatchedEvent) and event.setter is not self:
+        if isinstance(event, DocumentPatchedEvent) and event.setter is not self:  # type: ignore[comparison-overlap]
             self._outbox.append(event)
 
     async def _send_local(self) -> Any:
@@ -265,7 +266,7 @@ class ProtocolClient:
         """Click a Button (a ButtonClick event) and wait for OK."""
         button = self.get(button) if isinstance(button, str) else button
         self._outbox = []
-        self.document.callbacks.send_event(ButtonClick(button))
+        self.document.callbacks.send_event(ButtonClick(button))  # type: ignore[arg-type]  # any clickable model
         return await self._send_local()
 
     async def send_event(self, event: Any) -> Any:
@@ -275,7 +276,7 @@ class ProtocolClient:
 
     # -- looking at the document --------------------------------------------------------
     def get(self, model_id: str) -> Model:
-        model = self.document.get_model_by_id(model_id)
+        model = self.document.get_model_by_id(ID(model_id))
         if model is None:
             raise KeyError(f"no model {model_id!r} in the document")
         return model

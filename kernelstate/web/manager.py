@@ -29,10 +29,10 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from ..endpoint import CloseCode
 from ..host import DocumentHost
 from ..loading import AppSpec
 from ..session import RequestInfo
-from ..endpoint import CloseCode
 from .limits import SessionLimitError, SlotCounter, client_key, sessions_per_client
 from .pending import PendingSession, PendingStore, request_bytes
 

@@ -21,8 +21,8 @@ from typing import Any
 from tornado import web
 from tornado.websocket import WebSocketHandler
 
-from ..errors import AppLoadError
 from ..endpoint import CloseCode
+from ..errors import AppLoadError
 from .frames import FrameWriter
 from .manager import SessionEntry, SessionLimitError, SessionManager
 from .tokens import Signer, TokenError
