@@ -10,14 +10,6 @@ class KernelstateError(Exception):
     """Base class of every error kernelstate raises on purpose."""
 
 
-class NoActiveSessionError(KernelstateError, RuntimeError):
-    """Raised when code needs the current session and none is active."""
-
-
-class SessionNotFoundError(KernelstateError, LookupError):
-    """Raised when a session id is unknown (never created, or destroyed)."""
-
-
 class SessionDestroyedError(KernelstateError, RuntimeError):
     """Raised when work is scheduled on a session that was destroyed."""
 
@@ -41,7 +33,8 @@ class AppLoadError(KernelstateError):
 
 
 class ProtocolError(KernelstateError, ValueError):
-    """Raised for a malformed or forbidden Bokeh protocol message."""
+    """A malformed or forbidden Bokeh protocol message (from a client, or, in
+    :mod:`kernelstate.testing`, a server reply a browser would refuse)."""
 
 
 class NoEventLoopError(KernelstateError, RuntimeError):

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from ..errors import KernelstateError
 from ..loading import AppSpec
 from ..paths import PathOutsideRootError, confined_path, is_within
 from ..session import RequestInfo
@@ -31,7 +32,7 @@ AUTH_COOKIE_PREFIXES = ("username-", "jupyterhub-", "_xsrf")
 SKIPPED_DIRS = frozenset({"node_modules", "__pycache__", "site-packages", ".ipynb_checkpoints"})
 
 
-class AppPathError(Exception):
+class AppPathError(KernelstateError):
     """An app path that may not be served; ``status`` is the HTTP status to answer."""
 
     def __init__(self, status: int, message: str) -> None:

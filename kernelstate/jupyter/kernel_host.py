@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..endpoint import CloseCode, Connection, Fragment
-from ..errors import AppLoadError
+from ..errors import AppLoadError, KernelstateError
 from ..loading import PageSpec
 from ..session import RequestInfo
 from .relay import CommChannel, KernelGoneError, KernelRelay, RelayedConnection
@@ -146,7 +146,7 @@ class KernelHost:
         return self.request.user
 
 
-class AppKernelError(Exception):
+class AppKernelError(KernelstateError):
     """An app raised in its kernel; ``traceback`` is the kernel-side traceback text."""
 
     def __init__(self, message: str, traceback: str) -> None:

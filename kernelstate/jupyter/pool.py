@@ -18,6 +18,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from ..errors import KernelstateError
 from .relay import KernelGoneError, RelayRegistry
 from .wire import APP_KERNEL_ENV
 
@@ -32,7 +33,7 @@ BOOTSTRAP = (
 )
 
 
-class KernelStartError(RuntimeError):
+class KernelStartError(KernelstateError, RuntimeError):
     """A kernel for an app could not be started or prepared."""
 
 

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..endpoint import CloseCode, Connection, Fragment
+from ..errors import KernelstateError
 from ..limits import MessageLimits
 from .wire import TARGET, MessageAssembler, WireError, close_code, pack_frames, unpack_frames
 
@@ -33,7 +34,7 @@ MsgHandler = Callable[[dict[str, Any], list[bytes]], None]
 CloseHandler = Callable[[int, str], None]
 
 
-class KernelGoneError(ConnectionError):
+class KernelGoneError(KernelstateError, ConnectionError):
     """The kernel is not running (any more)."""
 
 

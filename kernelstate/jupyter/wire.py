@@ -19,6 +19,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..errors import KernelstateError
+
 TARGET = "kernelstate"
 MIME_TYPE = "application/vnd.kernelstate.doc+json"
 #: Set in the environment of kernels the extension starts for served apps.
@@ -29,7 +31,7 @@ MAX_FRAMES_PER_BATCH = 4096
 Fragment = str | bytes
 
 
-class WireError(ValueError):
+class WireError(KernelstateError, ValueError):
     """A comm message or a frame sequence that does not follow the format."""
 
 

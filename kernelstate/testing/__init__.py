@@ -3,7 +3,8 @@
 The fixtures are in :mod:`kernelstate.testing.plugin`; enable them with
 ``pytest_plugins = ["kernelstate.testing.plugin"]``.
 """
-from .client import ClosedError, ProtocolClient, ProtocolError, session_id_from_token, token_from_html
+from ..errors import ProtocolError
+from .client import ClosedError, ProtocolClient, session_id_from_token, token_from_html
 from .clock import FakeClock
 from .logs import LogCapture, captured_log
 

@@ -33,16 +33,13 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
 from ..endpoint import message_frames
+from ..errors import KernelstateError, ProtocolError  # ProtocolError: the server answered what a browser would refuse
 
 _protocol = Protocol()
 _ITEMS = re.compile(r'<script type="application/json" id="ks-render-items">(.*?)</script>', re.DOTALL)
 
 
-class ProtocolError(AssertionError):
-    """The server answered something a browser would not accept."""
-
-
-class ClosedError(ConnectionError):
+class ClosedError(KernelstateError, ConnectionError):
     """The server closed the WebSocket; ``code`` and ``reason`` say why."""
 
     def __init__(self, code: int | None, reason: str | None) -> None:

@@ -15,10 +15,12 @@ from __future__ import annotations
 import ipaddress
 from collections import Counter
 
+from ..errors import KernelstateError
+
 DEFAULT_SESSIONS_PER_CLIENT = 100
 
 
-class SessionLimitError(Exception):
+class SessionLimitError(KernelstateError):
     """The server, or one client address, is at its session cap (the message says which)."""
 
 

@@ -17,8 +17,10 @@ import secrets
 import time
 from dataclasses import dataclass
 
+from ..errors import KernelstateError
 
-class TokenError(Exception):
+
+class TokenError(KernelstateError):
     """The token is invalid; ``reason`` is safe to show."""
 
     def __init__(self, reason: str, expired: bool = False) -> None:
