@@ -30,6 +30,7 @@ from .clock import Clock, TimerHandle, default_clock
 from .context import activate
 from .errors import NoEventLoopError, SessionDestroyedError
 from .failures import RateLimitedLog, callback_failed
+from .loops import running_loop
 from .threads import thread_pool
 
 if TYPE_CHECKING:
@@ -380,7 +381,4 @@ class Scheduler:
 
 
 def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
-    try:
-        return asyncio.get_running_loop() is loop
-    except RuntimeError:
-        return False
+    return running_loop() is loop

@@ -34,6 +34,7 @@ from bokeh.document import Document
 
 from .context import activate, served_session_or_none
 from .failures import RateLimitedLog
+from .loops import running_loop
 from .request import Read, RecordedRequest, RequestInfo
 from .scheduling import Scheduler, callback_name
 
@@ -301,10 +302,7 @@ class KernelSession(Session):
         self.lifecycle = Lifecycle.LOADED
 
     def event_loop(self) -> asyncio.AbstractEventLoop | None:
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
+        running = running_loop()
         if running is not None and (self._loop is None or self._loop.is_closed() or not self._loop.is_running()):
             self._loop = running
         if self._loop is not None and self._loop.is_closed():

@@ -38,6 +38,7 @@ from croniter import croniter
 from .clock import Clock, TimerHandle, default_clock
 from .errors import NoEventLoopError
 from .failures import RateLimitedLog, callback_failed
+from .loops import running_loop
 from .scheduling import callback_name
 from .threads import thread_pool
 
@@ -297,10 +298,7 @@ class TaskRegistry:
             if existing is not None and not existing.loop_gone():
                 return existing
             clock = default_clock()
-            try:
-                loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-            except RuntimeError:
-                loop = None
+            loop = running_loop()
             if loop is None and clock.needs_loop():
                 raise NoEventLoopError(
                     f"schedule_task({name!r}) needs a running event loop: call it from a served app, "

@@ -42,6 +42,7 @@ from ..endpoint import CloseCode, DocumentEndpoint, Fragment
 from ..errors import AppLoadError, ConfigError
 from ..limits import MessageLimits
 from ..loading import FileApp
+from ..loops import running_loop
 from ..session import RequestInfo, Session, hooks, registry
 from ..web.tokens import Signer
 from .wire import APP_KERNEL_ENV, TARGET, WireError, close_data, pack_frames, unpack_frames
@@ -89,13 +90,6 @@ def kernel_id() -> str | None:
     return m.group(1) if m else None
 
 
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
-
-
 class CommConnection:
     """One relayed browser connection: a :class:`~kernelstate.endpoint.Connection` over a comm."""
 
@@ -124,7 +118,7 @@ class CommConnection:
         if self._scheduled:
             return
         self._scheduled = True
-        loop = self.hosted.session.event_loop() or _running_loop()
+        loop = self.hosted.session.event_loop() or running_loop()
         if loop is None:
             self._flush()
             return
@@ -233,7 +227,7 @@ class KernelDocuments:
         """A new Document showing ``component``, hosted for the current cell."""
         self.register()
         doc_id = self.signer.new_session_id()
-        session = CellSession(RequestInfo(), session_id=doc_id, loop=_running_loop())
+        session = CellSession(RequestInfo(), session_id=doc_id, loop=running_loop())
         document = session.document
         assert document is not None
         # The output shows its own banner and reconnect button; BokehJS's page-level

@@ -33,7 +33,6 @@ is touched from the kernel's thread only.
 from __future__ import annotations
 
 import ast
-import asyncio
 import atexit
 import builtins
 import inspect
@@ -48,6 +47,7 @@ from urllib.parse import urlsplit
 from tornado.httputil import HTTPServerRequest
 
 from ..loading import AppSpec, apps_from_object
+from ..loops import running_loop
 from ..server.hosts import LOOPBACK_NAMES, machine_hosts, request_host
 from ..server.options import ServeOptions
 from ..server.server import Server, running_servers
@@ -194,9 +194,7 @@ def start(obj: Any, *, label: str, port: int = 0, threaded: bool = False,
                                        allow_websocket_origin=tuple(allow_websocket_origin), title=title)
     server = KernelServer(apps, options, location, secret_prefix=secret)
     if not threaded:
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
+        if running_loop() is None:
             threaded = True
     if threaded:
         server.start_in_thread("kernelstate-serve", START_TIMEOUT_S)

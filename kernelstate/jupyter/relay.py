@@ -26,6 +26,7 @@ from typing import Any
 from ..endpoint import CloseCode, Connection, Fragment
 from ..errors import KernelstateError
 from ..limits import MessageLimits
+from ..loops import running_loop
 from .wire import TARGET, MessageAssembler, WireError, close_code, pack_frames, unpack_frames
 
 log = logging.getLogger(__name__)
@@ -293,11 +294,7 @@ def own_session(session: Any) -> Any:
 
 
 def _loop_running() -> bool:
-    try:
-        asyncio.get_running_loop()
-        return True
-    except RuntimeError:
-        return False
+    return running_loop() is not None
 
 
 class RelayRegistry:

@@ -26,6 +26,7 @@ from ..coroutines import install as install_coroutine_callbacks
 from ..errors import AppLoadError
 from ..host import InProcessHost
 from ..loading import AppSpec, apps_from_object
+from ..loops import running_loop
 from ..reuse import ReuseCache, make_request
 from ..session import RequestInfo
 from ..web.manager import SessionManager
@@ -378,10 +379,7 @@ class Server:
         loop = self.loop
         if loop is None or not self.started:
             return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
+        running = running_loop()
         if running is loop:
             self._teardown()
         elif loop.is_running():
@@ -421,9 +419,7 @@ def serve(obj: Any, port: int = 0, address: str = "127.0.0.1", show: bool = Fals
         server.start_in_thread()
         _running_servers.add(server)
         return server
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
+    if running_loop() is None:
         _running_servers.add(server)
         try:
             asyncio.run(server.serve_until_stopped())
