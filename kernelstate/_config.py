@@ -24,13 +24,13 @@ from typing import TYPE_CHECKING, Any
 
 from .context import served_session_or_none
 from .errors import ConfigError
+from .template import TEMPLATE_NAMES
 
 if TYPE_CHECKING:
     from .session import Session
 
 log = logging.getLogger("kernelstate.config")
 
-TEMPLATES = ("basic", "material", "bootstrap")
 
 
 @dataclass(frozen=True)
@@ -43,8 +43,8 @@ class Option:
 
 
 def _template(value: Any) -> str:
-    if value not in TEMPLATES:
-        raise ConfigError(f"template must be one of {', '.join(TEMPLATES)}; got {value!r}")
+    if value not in TEMPLATE_NAMES:
+        raise ConfigError(f"template must be one of {', '.join(TEMPLATE_NAMES)}; got {value!r}")
     return str(value)
 
 

@@ -1,6 +1,7 @@
 """Startup work done once per process, so the first session does not pay for it."""
 from __future__ import annotations
 
+from ..template import TEMPLATE_NAMES
 from ..web.page import TOKEN_PLACEHOLDER, PageOptions, render_message, render_page
 
 _preloaded: list[bool] = []
@@ -22,6 +23,6 @@ def preload() -> None:
     from ..loading import PageSpec
 
     Markdown("*warm*").get_model(Document())
-    for name in ("basic", "material", "bootstrap"):
+    for name in TEMPLATE_NAMES:
         render_page(PageSpec("warm", name, [("p0", "main")]), TOKEN_PLACEHOLDER, PageOptions())
     render_message("warm", "warm", [])

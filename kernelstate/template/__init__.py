@@ -47,9 +47,9 @@ class BootstrapTemplate(BaseTemplate):
     template_name = "bootstrap"
 
 
-_CLASSES: dict[str, type[BaseTemplate]] = {
-    "basic": BasicTemplate, "material": MaterialTemplate, "bootstrap": BootstrapTemplate,
-}
+_CLASSES: dict[str, type[BaseTemplate]] = {cls.template_name: cls for cls in (BasicTemplate, MaterialTemplate,
+                                                                               BootstrapTemplate)}
+assert tuple(_CLASSES) == TEMPLATE_NAMES, "every template name has its class, in order"
 
 
 def create_template(name: str) -> BaseTemplate:
