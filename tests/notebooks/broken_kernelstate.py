@@ -31,12 +31,14 @@ def apply(name: str) -> None:
 @breakage
 def threads_lose_session() -> None:
     """``execute(schedule="thread")`` and ``onload(threaded=True)`` run without the session's context."""
+    import contextvars
+
     from kernelstate import scheduling
 
-    def run_in_thread(session: Any, fn: Callable[[], Any]) -> Future[Any]:
-        return scheduling.thread_pool.get().submit(fn)
+    def submit(self: Any, fn: Callable[[], Any], what: str) -> Future[Any]:
+        return scheduling.thread_pool.get().submit(contextvars.Context().run, fn)  # an empty context
 
-    scheduling.run_in_thread = run_in_thread
+    scheduling.Scheduler.submit = submit  # type: ignore[method-assign]
 
 
 @breakage
@@ -145,6 +147,7 @@ def reuse_ignores_reads() -> None:
     from kernelstate import reuse
 
     reuse.uncovered_reads = lambda reads, key_func, request: []
+    reuse._uncovered = lambda reads, key_func, request: []  # what ReuseCache.consider calls
 
 
 @breakage
