@@ -210,7 +210,7 @@ class FileApp(AppSpec):
                       self.path.name, exc)
             title = _stem_title(self.path)
         # Named as given: a link in a served folder is served under its own name, as the extension does.
-        super().__init__(route or "/" + self.path.stem, title)
+        super().__init__(route or "/" + path.stem, title)
 
     @property
     def source_path(self) -> Path | None:
