@@ -90,6 +90,7 @@ def _notebook_sources(path: Path) -> tuple[list[str], str | None]:
         warnings.simplefilter("ignore")
         nb = nbformat.read(f, as_version=4)  # type: ignore[no-untyped-call]
     sources: list[str] = []
+    skipped: list[str] = []
     title = None
     for cell in nb.cells:
         if cell.cell_type == "markdown" and title is None:
@@ -98,17 +99,21 @@ def _notebook_sources(path: Path) -> tuple[list[str], str | None]:
             continue
         src = cell.source
         if src.lstrip().startswith("%%"):
-            log.warning("skipping cell magic in %s: %s", path.name, src.strip().splitlines()[0][:60])
+            skipped.append(src.strip().splitlines()[0][:60])
             continue
         kept = []
         for line in src.splitlines():
             stripped = line.lstrip()
             if stripped.startswith(("%", "!")):
-                log.warning("skipping IPython magic/shell line in %s: %s", path.name, stripped[:60])
+                skipped.append(stripped[:60])
                 kept.append("")
             else:
                 kept.append(line)
         sources.append("\n".join(kept))
+    if skipped:
+        # Expected in a tutorial notebook; said once per file (compile_file caches by mtime).
+        log.info("served %s without its %d IPython magic/shell line(s): %s", path.name, len(skipped),
+                 "; ".join(skipped))
     return sources, title
 
 
