@@ -155,7 +155,7 @@ def test_notebook_and_directory_apps(ks_serve_process: Any) -> None:
             assert tab.find(TextInput)
 
     asyncio.run(main())
-    assert proc.log_text().count("without its 1 IPython magic/shell line(s)") == 1  # said once, at INFO
+    assert proc.log_text().count("without its 2 IPython magic/shell line(s)") == 1  # said once, at INFO
 
 
 def test_bad_path_404_and_broken_app_500_others_keep_serving(ks_server: Any, caplog: pytest.LogCaptureFixture) -> None:
