@@ -4,7 +4,7 @@ A real server (``ks_server``) and ``ProtocolClient`` tabs: the request's query s
 parameter change sets the hidden location model (which the browser's CustomJS writes into the URL),
 a change of that model from the tab (what the page runtime sends on back/forward) sets the
 parameters, and bad values are refused, logged and sent back. Chromium runs the same app in
-tests/browser/test_location.py.
+tests/browser/test_location_in_chromium.py.
 """
 from __future__ import annotations
 
@@ -246,7 +246,7 @@ def test_sync_refuses_unknown_parameters_and_taken_names(ks_server: Any) -> None
         ks.state.location.sync(text, {"value": "q"})
         for args in ((text, {"valu": "x"}), (other, {"value": "q"}), (text, {"value": "again"})):
             try:
-                ks.state.location.sync(*args)  # type: ignore[arg-type]
+                ks.state.location.sync(*args)
             except ValueError as exc:
                 errors.append(str(exc))
         return text
