@@ -173,6 +173,7 @@ def test_reuse_sessions_never_mixes_up_visitors_queries(ks_server: Any, caplog: 
         for q in ("alpha", "beta", "alpha", "beta"):
             async with ProtocolClient(url + "?q=" + q) as tab:
                 seen.append(widget(tab, TextInput, "Search").value)
+                assert query(tab) == {"q": [q]}
         return seen
 
     server = ks_server(search_app, reuse_sessions=True)
