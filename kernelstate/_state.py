@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Hashable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bokeh.document import Document
 
@@ -26,6 +26,9 @@ from .request import RecordedRequest
 from .scheduling import PeriodicCallback
 from .session import Session, current_session, hooks, registry
 from .tasks import ScheduledTask, tasks
+
+if TYPE_CHECKING:
+    from .location import Location
 
 state_log = logging.getLogger("kernelstate.state")
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
@@ -72,6 +75,14 @@ class State:
     @property
     def template(self) -> Any:
         return current_session().template
+
+    @property
+    def location(self) -> Location:
+        """The current session's URL query, synced with parameters: ``location.sync(widget, {"value": "q"})``.
+
+        See :mod:`kernelstate.location`; in a notebook cell or a kernel, ``sync`` does nothing (said once).
+        """
+        return current_session().location
 
     @property
     def loaded(self) -> bool:

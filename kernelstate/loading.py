@@ -301,6 +301,7 @@ def populate_document(session: Session, default_title: str) -> PageSpec:
             model = as_component(comp).get_model(doc, session)
             doc.add_root(model)
             roots.append((model.id, area))
+    session.location.page_built()  # a location model goes after the page's roots, which BokehJS places by position
     title = template.title or session.title or config.title or default_title
     template.title = title
     doc.title = title

@@ -28,7 +28,7 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bokeh.document import Document
 
@@ -37,6 +37,9 @@ from .failures import RateLimitedLog
 from .loops import running_loop
 from .request import Read, RecordedRequest, RequestInfo
 from .scheduling import Scheduler, callback_name
+
+if TYPE_CHECKING:
+    from .location import Location
 
 __all__ = ["RequestInfo", "Session", "KernelSession", "SessionRecord", "SessionRegistry", "registry", "hooks"]
 
@@ -173,6 +176,7 @@ class Session:
         self.title: str | None = None
         self.servables: list[tuple[Any, str]] = []
         self._template: Any = None
+        self._location: Location | None = None
         self._loop = loop
         self._busy = 0
         self._busy_lock = threading.Lock()
@@ -282,6 +286,16 @@ class Session:
 
     def has_template(self) -> bool:
         return self._template is not None
+
+    # -- location -------------------------------------------------------------
+    @property
+    def location(self) -> Location:
+        """The page's URL query synced with parameters (:mod:`kernelstate.location`), made on first use."""
+        if self._location is None:
+            from .location import Location
+
+            self._location = Location(self)
+        return self._location
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.id[:8]}... {self.lifecycle.value}>"

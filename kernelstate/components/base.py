@@ -115,8 +115,7 @@ class Component(param.Parameterized):
                 if getattr(self, "disabled", False):
                     raise Refused("the widget is disabled")
                 value = self._from_model(prop, new)
-                self._validate_browser(name, value)
-                validate_parameter(self, name, value)
+                check_browser_value(self, name, value)
             except (Refused, ValueError, TypeError) as exc:
                 refuse(session_ref(), type(self).__name__, name, new, str(exc))
                 self._send_back(model_ref(), prop, name)
@@ -197,6 +196,21 @@ def validate_parameter(component: param.Parameterized, name: str, value: Any) ->
     check = getattr(parameter, "_validate", None)
     if check is not None:
         check(value)
+
+
+def check_browser_value(obj: param.Parameterized, name: str, value: Any) -> None:
+    """Raise :class:`Refused` (or ValueError/TypeError) if a browser may not set ``obj.name`` to ``value``.
+
+    The one check of :mod:`.validation` for values that come from a page, a
+    widget's own property or the page's URL query (:mod:`kernelstate.location`):
+    a disabled widget, the component's own checks (bounds, options...) and
+    the parameter's type, bounds and objects.
+    """
+    if getattr(obj, "disabled", False) is True:
+        raise Refused("the widget is disabled")
+    if isinstance(obj, Component):
+        obj._validate_browser(name, value)
+    validate_parameter(obj, name, value)
 
 
 def as_component(obj: Any) -> Component:

@@ -50,6 +50,23 @@
   }
   window.WebSocket = ObservedWebSocket;
   window.addEventListener("beforeunload", function () { ks.unloading = true; });
+  // Location sync (kernelstate/location.py): on back/forward, give the server the synced
+  // names' values in the URL now shown, through the hidden model's value (a stock TextInput).
+  ks.LOCATION_MODEL = "kernelstate-location";
+  window.addEventListener("popstate", function () {
+    const docs = (window.Bokeh !== undefined && window.Bokeh.documents) || [];
+    const params = new URLSearchParams(window.location.search);
+    for (const doc of docs) {
+      const model = doc.get_model_by_name(ks.LOCATION_MODEL);
+      if (model === null || model === undefined) continue;
+      let synced;
+      try { synced = JSON.parse(model.value); } catch (err) { continue; }
+      if (synced === null || typeof synced !== "object") continue;
+      const shown = {};
+      for (const name of Object.keys(synced)) shown[name] = params.getAll(name);
+      model.value = JSON.stringify(shown);
+    }
+  });
   ks.embed = function (itemsId, appPath, absoluteUrl) {
     function run() {
       const items = JSON.parse(document.getElementById(itemsId).textContent);
