@@ -33,7 +33,7 @@ sys.path.insert(0, str(BENCH_DIR))
 
 import psutil  # noqa: E402
 
-from harness import jupyter, plan, report, scenarios  # noqa: E402
+from harness import jupyter, plan, report, scenarios, streaming  # noqa: E402
 from harness.servers import PANEL_VENV, ServerProcess, Target, all_targets  # noqa: E402
 
 RESULTS_DIR = BENCH_DIR / "results"
@@ -84,6 +84,8 @@ async def _scenario(name: str, srv: ServerProcess, sizes: scenarios.Sizes, tick_
         return await scenarios.memory(srv, sizes)
     if name == "periodic":
         return await scenarios.periodic(srv, sizes, tick_log)
+    if name == "stream":
+        return await streaming.stream(srv, sizes, tick_log)
     if name == "jupyter":
         return await jupyter.run(srv, sizes)
     raise ValueError(f"unknown scenario {name!r}; known: {', '.join(plan.SCENARIOS)}")
@@ -151,6 +153,8 @@ def headline(scenario: str, result: dict[str, Any]) -> str:
                    ("MB/cycle", "growth_mb_per_cycle")],
         "periodic": [("ticks %", "ticks_pct"), ("p95 ms", "interval_ms.p95"),
                      ("after destroy", "ticks_after_destroy"), ("not destroyed", "sessions_not_destroyed")],
+        "stream": [("updates %", "updates_pct"), ("bytes/update", "bytes_per_update"),
+                   ("CPU ms/update", "server_cpu_ms_per_update")],
         "jupyter": [("pooled p50 ms", "app_in_kernel.pooled_total_ms.p50"),
                     ("cold p50 ms", "app_in_kernel.cold_total_ms.p50"), ("errors", "app_in_kernel.error_samples")],
     }[scenario]
