@@ -6,6 +6,7 @@
     .venv/bin/python bench/run.py --only setup,roundtrip --targets kernelstate,floor
     .venv/bin/python bench/run.py --setup-panel   # create bench/.venv-panel with Panel
     .venv/bin/python bench/run.py --from-json bench/results/<file>.json   # re-render README
+    .venv/bin/python bench/run.py --from-json <full>.json --from-json <stream>.json   # two runs, in order
 
 Every server is a fresh subprocess on a free port on 127.0.0.1 per
 (scenario, configuration, target, repeat), stopped by PID when its scenario
@@ -33,7 +34,7 @@ sys.path.insert(0, str(BENCH_DIR))
 
 import psutil  # noqa: E402
 
-from harness import jupyter, plan, report, scenarios  # noqa: E402
+from harness import jupyter, plan, report, scenarios, streaming  # noqa: E402
 from harness.servers import PANEL_VENV, ServerProcess, Target, all_targets  # noqa: E402
 
 RESULTS_DIR = BENCH_DIR / "results"
@@ -84,6 +85,8 @@ async def _scenario(name: str, srv: ServerProcess, sizes: scenarios.Sizes, tick_
         return await scenarios.memory(srv, sizes)
     if name == "periodic":
         return await scenarios.periodic(srv, sizes, tick_log)
+    if name == "stream":
+        return await streaming.stream(srv, sizes, tick_log)
     if name == "jupyter":
         return await jupyter.run(srv, sizes)
     raise ValueError(f"unknown scenario {name!r}; known: {', '.join(plan.SCENARIOS)}")
@@ -151,6 +154,8 @@ def headline(scenario: str, result: dict[str, Any]) -> str:
                    ("MB/cycle", "growth_mb_per_cycle")],
         "periodic": [("ticks %", "ticks_pct"), ("p95 ms", "interval_ms.p95"),
                      ("after destroy", "ticks_after_destroy"), ("not destroyed", "sessions_not_destroyed")],
+        "stream": [("updates %", "updates_pct"), ("bytes/update", "bytes_per_update"),
+                   ("CPU ms/update", "server_cpu_ms_per_update")],
         "jupyter": [("pooled p50 ms", "app_in_kernel.pooled_total_ms.p50"),
                     ("cold p50 ms", "app_in_kernel.cold_total_ms.p50"), ("errors", "app_in_kernel.error_samples")],
     }[scenario]
@@ -170,14 +175,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--readme", action=argparse.BooleanOptionalAction, default=None,
                     help="rewrite the table in bench/README.md (default: on for full runs, off for --quick)")
     ap.add_argument("--setup-panel", action="store_true", help="create bench/.venv-panel with Panel, then exit")
-    ap.add_argument("--from-json", type=Path, default=None, help="only re-render the table of a results file")
+    ap.add_argument("--from-json", type=Path, action="append", default=None,
+                    help="only re-render the tables of a results file; repeat it to show several runs one after "
+                    "another (e.g. a full run, then a later --only stream run)")
     args = ap.parse_args(argv)
 
     if args.setup_panel:
         return setup_panel()
     if args.from_json:
-        results = json.loads(args.from_json.read_text())
-        return _publish(results, readme=args.readme is not False)
+        runs = [json.loads(path.read_text()) for path in args.from_json]
+        return _publish(runs, readme=args.readme is not False)
 
     if args.only is None:
         only = [s for s in plan.SCENARIOS if not (args.quick and s == "jupyter")]
@@ -238,17 +245,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     out.write_text(json.dumps(results, indent=1))
     print(f"wrote {out} ({results['elapsed_s']} s)")
     readme = args.readme if args.readme is not None else not args.quick
-    return _publish(results, readme=readme)
+    return _publish([results], readme=readme)
 
 
-def _publish(results: dict[str, Any], readme: bool) -> int:
-    block = report.render(results)
+def _publish(all_results: list[dict[str, Any]], readme: bool) -> int:
+    block = "\n".join(report.render(results) for results in all_results)
     print(block)
     if readme:
         text = README.read_text() if README.exists() else "# Benchmarks\n"
         README.write_text(report.replace_block(text, block))
         print(f"updated {README}")
-    failed = [r for r in results["runs"] if "error" in r["result"]]
+    failed = [r for results in all_results for r in results["runs"] if "error" in r["result"]]
     for r in failed:
         print(f"failed: {r['scenario']} {r['config']} {r['target']}: {r['result']['error']}", file=sys.stderr)
     return 1 if failed else 0

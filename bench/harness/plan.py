@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from .scenarios import EXPIRY_FLAGS
 
-SCENARIOS = ("html", "setup", "roundtrip", "memory", "periodic", "jupyter")
+SCENARIOS = ("html", "setup", "roundtrip", "memory", "periodic", "stream", "jupyter")
 
 MODES: dict[str, tuple[str, ...]] = {
     "default": (),
@@ -29,7 +29,7 @@ class Case:
     Attributes:
         scenario: one of :data:`SCENARIOS`.
         config: a short name, unique within the scenario (``basic default``).
-        app: the app role (``basic``, ``slow``, ``periodic``).
+        app: the app role (``basic``, ``slow``, ``periodic``, ``stream``).
         flags: server flags for every target of this case.
         targets: target names that run this case.
     """
@@ -59,6 +59,7 @@ def cases(quick: bool = False) -> list[Case]:
     out.append(Case("roundtrip", "basic default", "basic", (), (*SERVERS, "floor")))
     out.append(Case("memory", "basic", "basic", EXPIRY_FLAGS, SERVERS))
     out.append(Case("periodic", "100 ms ticks", "periodic", EXPIRY_FLAGS, SERVERS))
+    out.append(Case("stream", "100 rows / 100 ms", "stream", (), SERVERS))
     out.append(Case("jupyter", "app in a kernel", "basic", (), ("kernelstate-jupyter",)))
     if quick:
         # bare Bokeh is a reference column; the quick run keeps to kernelstate, Panel and the floor

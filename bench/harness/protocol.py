@@ -148,11 +148,14 @@ def find_models(node: Any, out: list[tuple[str, str, dict[str, Any]]]) -> list[t
 
 @dataclass(frozen=True)
 class Message:
-    """One received Bokeh message: header, raw content text, arrival time."""
+    """One received Bokeh message: header, raw content text, arrival time, and its
+    size on the wire: the payload bytes of all its WebSocket frames (header,
+    metadata, content, buffers; without the 2-14 bytes of framing per frame)."""
 
     header: dict[str, Any]
     content: str
     arrived: float
+    size: int = 0
 
     @property
     def msgtype(self) -> str:
@@ -160,6 +163,11 @@ class Message:
 
 
 Predicate = Callable[[Message], bool]
+
+
+def _frame_bytes(frame: str | bytes) -> int:
+    """Payload bytes of one WebSocket frame (text frames are UTF-8 on the wire)."""
+    return len(frame) if isinstance(frame, bytes) else len(frame.encode("utf-8"))
 
 
 class BokehClient:
@@ -206,15 +214,16 @@ class BokehClient:
         try:
             while True:
                 header_raw = await ws.recv()
-                await ws.recv()  # metadata
+                metadata = await ws.recv()
                 content = await ws.recv()
                 header = json.loads(header_raw)
+                size = _frame_bytes(header_raw) + _frame_bytes(metadata) + _frame_bytes(content)
                 for _ in range(int(header.get("num_buffers") or 0)):
-                    await ws.recv()
-                    await ws.recv()
+                    size += _frame_bytes(await ws.recv())
+                    size += _frame_bytes(await ws.recv())
                 if isinstance(content, bytes):
                     content = content.decode("utf-8", "replace")
-                message = Message(header, content, perf_counter())
+                message = Message(header, content, perf_counter(), size)
                 if self.on_message is not None:
                     self.on_message(message)
                 self._resolve(message)

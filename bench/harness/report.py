@@ -132,6 +132,20 @@ def _rows_periodic() -> list[Row]:
     ]
 
 
+def _rows_stream() -> list[Row]:
+    c = "100 rows / 100 ms"
+    return [
+        Row("sessions streaming", c, "sessions", better="high", digits=0),
+        Row("first document (PULL-DOC) KB", c, "doc_kb"),
+        Row("updates delivered %", c, "updates_pct", better="high"),
+        Row("bytes on the wire per update, per session", c, "bytes_per_update", digits=0),
+        Row("KB/s per session", c, "wire_kb_per_s_per_session"),
+        Row("server CPU ms per update", c, "server_cpu_ms_per_update", digits=2),
+        Row("server CPU, cores busy", c, "server_cpu_cores", digits=2),
+        Row("client update interval p50 / p95 ms", c, "client_interval_ms.p50", "client_interval_ms.p95"),
+    ]
+
+
 def _noise_row(rows: list[Row]) -> Row:
     """Other processes' CPU during the first configuration of the table (a noise gauge)."""
     first = rows[0]
@@ -228,6 +242,8 @@ def render(results: dict[str, Any]) -> str:
         ("memory", "4. Memory (RSS of the server process tree)", _rows_memory(list(sizes.get("mem_levels", [])))),
         ("periodic", f"5. Periodic callbacks ({sizes.get('periodic_sessions', '?')} sessions × 100 ms)",
          _rows_periodic()),
+        ("stream", f"6. Streaming table ({sizes.get('stream_sessions', '?')} sessions, each a 10,000-row table "
+         "getting 100 rows every 100 ms)", _rows_stream()),
     ]
     out = [
         f"Run {env.get('date', '?')}{' (--quick)' if results.get('quick') else ''}: {env.get('machine', '?')}; "
@@ -279,7 +295,7 @@ def _jupyter_section(results: dict[str, Any]) -> list[str]:
     skipped = [n for n in results.get("skipped", []) if n.startswith("jupyter")]
     if not runs and not skipped:
         return []
-    out = ["", "### 6. Jupyter (kernelstate only: the server extension, kernels from its pool)", ""]
+    out = ["", "### 7. Jupyter (kernelstate only: the server extension, kernels from its pool)", ""]
     if runs:
         out += ["| | kernelstate in Jupyter |", "|---|---|"]
         for label, path, second in _JUPYTER_ROWS:

@@ -43,6 +43,8 @@ class Sizes:
     periodic_sessions: int = 50
     periodic_window_s: float = 10.0
     periodic_destroy_wait_s: float = 15.0
+    stream_sessions: int = 20
+    stream_window_s: float = 10.0
     phase_limit_s: float = 90.0
 
 
@@ -50,7 +52,7 @@ FULL = Sizes()
 QUICK = Sizes(
     html_n=20, html_warmup=2, setup_n1=8, setup_n8=16, rt_warmup=3, rt_slider1=20, rt_button1=20, rt_n8=16,
     mem_levels=(20,), mem_cycles=1, mem_cycle_n=20, periodic_sessions=10, periodic_window_s=1.5,
-    periodic_destroy_wait_s=5.0, phase_limit_s=20.0,
+    periodic_destroy_wait_s=5.0, stream_sessions=4, stream_window_s=1.5, phase_limit_s=20.0,
 )
 
 # session expiry used by the memory and periodic scenarios (milliseconds)

@@ -42,7 +42,7 @@ class Target:
         name: short key used in results (``kernelstate``, ``panel``, ...).
         label: column heading, with the version when known.
         argv: builds the command line from (app file, port, extra flags).
-        apps: app files by role (``basic``, ``slow``, ``periodic``).
+        apps: app files by role (``basic``, ``slow``, ``periodic``, ``stream``).
         modes: which serve modes (``reuse``, ``warm``) the implementation has.
         liveness_path: an endpoint answering JSON with the live session count.
         unavailable: why this target cannot run here, or None.
@@ -80,7 +80,7 @@ def _version_of(python: Path, module: str) -> str | None:
 
 def kernelstate_target() -> Target:
     python = Path(sys.executable)
-    apps = {k: APPS_DIR / "ks" / f"{k}.py" for k in ("basic", "slow", "periodic")}
+    apps = {k: APPS_DIR / "ks" / f"{k}.py" for k in ("basic", "slow", "periodic", "stream")}
     version = _version_of(python, "kernelstate")
     script = _console_script(python.parent, "kernelstate")
     if script is not None:
@@ -108,7 +108,7 @@ def kernelstate_target() -> Target:
 
 def panel_target(venv: Path = PANEL_VENV) -> Target:
     python = venv / "bin" / "python"
-    apps = {k: APPS_DIR / "panel" / f"{k}.py" for k in ("basic", "slow", "periodic")}
+    apps = {k: APPS_DIR / "panel" / f"{k}.py" for k in ("basic", "slow", "periodic", "stream")}
     version = _version_of(python, "panel") if python.exists() else None
 
     def argv(app: Path, port: int, flags: Sequence[str]) -> list[str]:
@@ -130,7 +130,7 @@ def panel_target(venv: Path = PANEL_VENV) -> Target:
 
 def bokeh_target() -> Target:
     python = Path(sys.executable)
-    apps = {k: APPS_DIR / "bokeh" / f"{k}.py" for k in ("basic", "periodic")}
+    apps = {k: APPS_DIR / "bokeh" / f"{k}.py" for k in ("basic", "periodic", "stream")}
     version = _version_of(python, "bokeh")
     script = _console_script(python.parent, "bokeh")
 
