@@ -74,7 +74,9 @@ class State:
 
     @property
     def template(self) -> Any:
-        return current_session().template
+        from .template import session_template
+
+        return session_template(current_session())
 
     @property
     def location(self) -> Location:

@@ -285,6 +285,7 @@ def populate_document(session: Session, default_title: str) -> PageSpec:
     """Turn the session's servables and template areas into Document roots."""
     from ._config import config
     from .components.base import as_component
+    from .template import session_template
 
     doc = session.document
     if doc is None:
@@ -292,7 +293,7 @@ def populate_document(session: Session, default_title: str) -> PageSpec:
     areas: dict[str, list[Any]] = {a: [] for a in AREAS}
     for comp, area in session.servables:
         areas[area].append(comp)
-    template = session.template
+    template = session_template(session)
     for area, comps in template.areas().items():
         areas[area].extend(comps)
     roots: list[tuple[str, str]] = []

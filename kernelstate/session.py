@@ -274,15 +274,12 @@ class Session:
     # -- template -------------------------------------------------------------
     @property
     def template(self) -> Any:
-        """This session's template instance, created on first use from ``config.template``."""
-        if self._template is None:
-            from ._config import config
-            from .template import create_template
-
-            with activate(self):
-                name = config.template
-                self._template = create_template(name)
+        """This session's template instance (set by :func:`kernelstate.template.session_template`), or None."""
         return self._template
+
+    @template.setter
+    def template(self, template: Any) -> None:
+        self._template = template
 
     def has_template(self) -> bool:
         return self._template is not None

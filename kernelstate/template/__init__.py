@@ -7,9 +7,12 @@ area, after the ones marked ``.servable(area=...)``.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import param
+
+if TYPE_CHECKING:
+    from ..session import Session
 
 TEMPLATE_NAMES = ("basic", "material", "bootstrap")
 
@@ -52,6 +55,18 @@ _CLASSES: dict[str, type[BaseTemplate]] = {cls.template_name: cls for cls in (Ba
 assert tuple(_CLASSES) == TEMPLATE_NAMES, "every template name has its class, in order"
 
 
+def session_template(session: Session) -> BaseTemplate:
+    """The template of ``session``, created on first use from ``ks.config.template`` as that session sees it."""
+    if session.template is None:
+        from .._config import config
+        from ..context import activate
+
+        with activate(session):
+            session.template = create_template(config.template)
+    template: BaseTemplate = session.template
+    return template
+
+
 def create_template(name: str) -> BaseTemplate:
     try:
         return _CLASSES[name]()
@@ -59,4 +74,4 @@ def create_template(name: str) -> BaseTemplate:
         raise ValueError(f"unknown template {name!r}; choose one of {', '.join(TEMPLATE_NAMES)}") from None
 
 
-__all__ = ["BaseTemplate", "BasicTemplate", "BootstrapTemplate", "MaterialTemplate", "TEMPLATE_NAMES", "create_template"]
+__all__ = ["BaseTemplate", "BasicTemplate", "BootstrapTemplate", "MaterialTemplate", "TEMPLATE_NAMES", "create_template", "session_template"]
