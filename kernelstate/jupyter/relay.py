@@ -26,7 +26,7 @@ from typing import Any
 from ..endpoint import CloseCode, Connection, Fragment
 from ..errors import KernelstateError
 from ..limits import MessageLimits
-from ..loops import running_loop
+from ..loops import SingleFlight, running_loop
 from .wire import TARGET, MessageAssembler, WireError, close_code, pack_frames, unpack_frames
 
 log = logging.getLogger(__name__)
@@ -306,7 +306,7 @@ class RelayRegistry:
         self.poll_interval_s = poll_interval_s
         self.message_limits = message_limits or MessageLimits()
         self._relays: dict[str, KernelRelay] = {}
-        self._starting: dict[str, asyncio.Future[KernelRelay]] = {}
+        self._starting: SingleFlight[str, KernelRelay] = SingleFlight()
 
     def __len__(self) -> int:
         return len(self._relays)
@@ -318,27 +318,16 @@ class RelayRegistry:
         relay = self._relays.get(kernel_id)
         if relay is not None and not relay.stopped:
             return relay
-        starting = self._starting.get(kernel_id)
-        if starting is not None:
-            return await asyncio.shield(starting)
-        if kernel_id not in self.kernel_manager:
+        if self._starting.running(kernel_id) is None and kernel_id not in self.kernel_manager:
             raise KernelGoneError(f"no kernel {kernel_id}")
-        fut: asyncio.Future[KernelRelay] = asyncio.get_running_loop().create_future()
-        self._starting[kernel_id] = fut
-        try:
-            relay = KernelRelay(kernel_id, self.kernel_manager, self.poll_interval_s,
-                                message_limits=self.message_limits)
-            relay.on_stop(self._stopped)
-            await relay.start()
-            self._relays[kernel_id] = relay
-            fut.set_result(relay)
-            return relay
-        except BaseException as exc:
-            fut.set_exception(exc)
-            fut.exception()
-            raise
-        finally:
-            self._starting.pop(kernel_id, None)
+        return await self._starting.run(kernel_id, lambda: self._start(kernel_id))
+
+    async def _start(self, kernel_id: str) -> KernelRelay:
+        relay = KernelRelay(kernel_id, self.kernel_manager, self.poll_interval_s, message_limits=self.message_limits)
+        relay.on_stop(self._stopped)
+        await relay.start()
+        self._relays[kernel_id] = relay
+        return relay
 
     def _stopped(self, relay: KernelRelay) -> None:
         if self._relays.get(relay.kernel_id) is relay:

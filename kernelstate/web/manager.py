@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from ..endpoint import CloseCode
 from ..host import DocumentHost
 from ..loading import AppSpec
+from ..loops import SingleFlight
 from ..session import RequestInfo
 from .limits import SessionLimitError, SlotCounter, client_key, sessions_per_client
 from .pending import PendingSession, PendingStore, request_bytes
@@ -74,7 +75,7 @@ class SessionManager:
         self.slots = SlotCounter(max_sessions, sessions_per_client(max_sessions_per_client, max_sessions))
         self._entries: dict[str, SessionEntry] = {}
         self._pending = pending or PendingStore(max_count=max_pending)
-        self._creating: dict[str, asyncio.Future[SessionEntry]] = {}
+        self._creating: SingleFlight[str, SessionEntry] = SingleFlight()
         self.created_total = 0
         self.destroyed_total = 0
 
@@ -112,23 +113,18 @@ class SessionManager:
         existing = self._entries.get(session_id)
         if existing is not None:
             return existing
-        inflight = self._creating.get(session_id)
-        if inflight is not None:
-            return await asyncio.shield(inflight)
+        return await self._creating.run(session_id, lambda: self._create(app, request, session_id, token_ttl_s))
+
+    async def _create(self, app: AppSpec, request: RequestInfo, session_id: str,
+                      token_ttl_s: float | None) -> SessionEntry:
         client = client_key(request.remote_ip)
         self._end_windows()
         self.slots.take(client)
-        future: asyncio.Future[SessionEntry] = asyncio.get_running_loop().create_future()
-        self._creating[session_id] = future
         try:
             host = await self._create_host(app, request, session_id)
-        except BaseException as exc:
+        except BaseException:
             self.slots.release(client)
-            future.set_exception(exc)
-            future.exception()  # retrieved: waiters re-raise it themselves
             raise
-        finally:
-            self._creating.pop(session_id, None)
         entry = SessionEntry(session_id, app, host, client)
         self._entries[session_id] = entry
         self.created_total += 1
@@ -137,7 +133,6 @@ class SessionManager:
         if self.first_connect_timeout_s > 0:
             entry.first_connect = asyncio.get_running_loop().call_later(
                 self.first_connect_timeout_s, self._first_connect_missed, session_id)
-        future.set_result(entry)
         return entry
 
     def add_pending(self, session_id: str, app: AppSpec, request: RequestInfo, ttl_s: float) -> bool:
@@ -161,7 +156,7 @@ class SessionManager:
 
     async def claim_pending(self, session_id: str) -> SessionEntry | None:
         """Create the pending session ``session_id`` for its connecting WebSocket (None if there is none)."""
-        inflight = self._creating.get(session_id)
+        inflight = self._creating.running(session_id)
         if inflight is not None:
             return await asyncio.shield(inflight)
         pending = self._pending.pop(session_id)
