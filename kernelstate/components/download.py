@@ -11,19 +11,17 @@ from __future__ import annotations
 
 import base64
 import os
-import weakref
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import param
 from bokeh.document import Document
-from bokeh.events import ButtonClick, Event
 from bokeh.model import Model
 from bokeh.models import CustomJS
 from bokeh.models.widgets import Button as BkButton
 
 from ..context import activate
+from .inputs import ClickButton  # clicks, counted once per accepted click, and on_click
 from .widgets import Widget
 
 if TYPE_CHECKING:
@@ -39,7 +37,7 @@ link.remove();
 """
 
 
-class FileDownload(Widget):
+class FileDownload(ClickButton):
     """A button that downloads ``file`` (bytes, a path, or a function returning bytes) as ``filename``."""
 
     file = param.Parameter(default=None, doc="bytes, a path, or a function returning bytes")
@@ -47,8 +45,6 @@ class FileDownload(Widget):
     mime_type = param.String(default="application/octet-stream")
     button_type: param.Selector[Any] = param.Selector(
         default="default", objects=["default", "primary", "success", "warning", "danger", "light"])
-    clicks = param.Integer(default=0, bounds=(0, None))
-
     _bokeh_model = BkButton
     _title_prop = "label"
     _synced: ClassVar[dict[str, str]] = {
@@ -92,13 +88,3 @@ class FileDownload(Widget):
         session = view.session()
         if session is not None and {"file", "filename", "mime_type"} & set(names):
             view.model.js_event_callbacks = {"button_click": [self._save_js(session)]}
-
-    def _attach_events(self, model: Model, session_ref: weakref.ReferenceType[Session]) -> None:
-        def clicked(event: Event) -> None:
-            if self._event_allowed(session_ref, "clicks"):
-                self.clicks += 1
-        model.on_event(ButtonClick, clicked)
-
-    def on_click(self, callback: Callable[[Any], Any]) -> param.parameterized.Watcher:
-        """Run ``callback(event)`` once per (accepted) click."""
-        return self.param.watch(callback, "clicks", onlychanged=False)
