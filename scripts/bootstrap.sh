@@ -42,6 +42,21 @@ if [ "$WANT" = "test" ]; then
         || echo "could not install chromium: browser tests will be skipped"
     fi
   fi
+  # Redis, HAProxy and nginx for the scale-out tests (started by the tests on 127.0.0.1, never as services)
+  MISSING=""
+  command -v redis-server >/dev/null 2>&1 || MISSING="$MISSING redis-server"
+  command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || MISSING="$MISSING haproxy"
+  command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || MISSING="$MISSING nginx"
+  if [ -n "$MISSING" ] && command -v apt-get >/dev/null 2>&1; then
+    SUDO=""; [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && SUDO="sudo -n"
+    echo "installing Debian's$MISSING for the scale-out tests"
+    # policy-rc.d 101: the packages must not start system-wide daemons; the tests start their own
+    POLICY=/usr/sbin/policy-rc.d; MADE=""
+    if [ ! -e "$POLICY" ] && [ -z "$SUDO" ]; then printf '#!/bin/sh\nexit 101\n' > "$POLICY" && chmod +x "$POLICY" && MADE=1; fi
+    ($SUDO apt-get install -y -q $MISSING >/dev/null 2>&1 || ($SUDO apt-get update -q >/dev/null 2>&1 && $SUDO apt-get install -y -q $MISSING >/dev/null 2>&1)) \
+      || echo "could not install$MISSING: the tests that need them will be skipped"
+    [ -n "$MADE" ] && rm -f "$POLICY"
+  fi
   if ! command -v configurable-http-proxy >/dev/null 2>&1 && [ ! -x .venv/node/bin/configurable-http-proxy ] && command -v npm >/dev/null 2>&1; then
     echo "installing configurable-http-proxy (npm) for the JupyterHub test"
     npm install -g --prefix .venv/node configurable-http-proxy >/dev/null 2>&1 \
