@@ -55,7 +55,7 @@ if [ "$WANT" = "test" ]; then
     if [ ! -e "$POLICY" ] && [ -z "$SUDO" ]; then printf '#!/bin/sh\nexit 101\n' > "$POLICY" && chmod +x "$POLICY" && MADE=1; fi
     ($SUDO apt-get install -y -q $MISSING >/dev/null 2>&1 || ($SUDO apt-get update -q >/dev/null 2>&1 && $SUDO apt-get install -y -q $MISSING >/dev/null 2>&1)) \
       || echo "could not install$MISSING: the tests that need them will be skipped"
-    [ -n "$MADE" ] && rm -f "$POLICY"
+    if [ -n "$MADE" ]; then rm -f "$POLICY"; fi
   fi
   if ! command -v configurable-http-proxy >/dev/null 2>&1 && [ ! -x .venv/node/bin/configurable-http-proxy ] && command -v npm >/dev/null 2>&1; then
     echo "installing configurable-http-proxy (npm) for the JupyterHub test"
