@@ -14,6 +14,14 @@ runs as an asyncio task of the named task (cancelled by ``cancel_task``).
 Failures are logged with ``session=-`` and handed to the process-level
 ``ks.config.exception_handler``.
 
+Across processes: with a shared session store (:mod:`kernelstate.cluster`),
+each occurrence is claimed in the store before it runs, so a named task runs
+once per occurrence across every process that scheduled it; a ``period=``
+task's times are then aligned to a grid of its period (from the UNIX epoch),
+so every process computes the same fire times. A process that dies claims
+nothing: the others keep running the task. On one process, every claim is
+granted.
+
 Times: ``at=`` datetimes without a timezone are local wall-clock time;
 timezone-aware ones are converted to local time. Timing comes from the clock
 that was the default when the task was scheduled
@@ -27,6 +35,7 @@ import datetime as dt
 import functools
 import inspect
 import logging
+import math
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -36,6 +45,7 @@ from typing import Any
 from croniter import croniter
 
 from .clock import Clock, TimerHandle, default_clock
+from .cluster.coordinator import coordinator
 from .errors import NoEventLoopError
 from .failures import RateLimitedLog, callback_failed
 from .loops import running_loop
@@ -73,6 +83,12 @@ def local_time(when: Any, name: str) -> dt.datetime:
     if when.tzinfo is not None and when.utcoffset() is not None:
         return when.astimezone().replace(tzinfo=None)
     return when.replace(tzinfo=None)
+
+
+def _grid_after(now: dt.datetime, period: dt.timedelta) -> dt.datetime:
+    """The first multiple of ``period`` since the UNIX epoch after ``now`` (naive local time)."""
+    step = period.total_seconds()
+    return dt.datetime.fromtimestamp((math.floor(now.timestamp() / step) + 1) * step)
 
 
 def _takes_now(fn: Callable[..., Any]) -> bool:
@@ -195,6 +211,8 @@ class ScheduledTask:
                 return None
         if self.period is not None:
             nxt = (base or now) + self.period
+            if base is None and coordinator().shared:
+                nxt = _grid_after(now, self.period)
             while nxt < now:
                 nxt += self.period
             return nxt
@@ -233,6 +251,9 @@ class ScheduledTask:
     def _fire(self) -> None:
         self._handle = None
         self._last = self.next_run
+        if not self._claimed():
+            self.arm()  # another process runs this occurrence
+            return
         self.runs += 1
         what = f"scheduled task {self.name!r} ({callback_name(self.callback)})"
         if self.threaded:
@@ -246,6 +267,14 @@ class ScheduledTask:
             except Exception as exc:
                 callback_failed(what, None, exc, self._log)
         self.arm()
+
+    def _claimed(self) -> bool:
+        """Whether this process runs the occurrence due now (always, without a shared store)."""
+        shared = coordinator()
+        if not shared.shared or self.next_run is None:
+            return True
+        expiry = max(60.0, 2 * self.period.total_seconds()) if self.period is not None else 86400.0
+        return shared.claim(self.name, self.next_run, expiry)
 
     def _spawn(self, awaitable: Any, what: str) -> None:
         if self.loop is None:
