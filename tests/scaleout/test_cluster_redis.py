@@ -7,7 +7,6 @@ test stops Redis, so both come last.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import time
 from collections.abc import Iterator
