@@ -88,7 +88,8 @@ class OffloadedJob:
         self.result: asyncio.Future[Any] = loop.create_future()
         self.signal: Cancellation = Cancellation()
         self.cancelled = False
-        self._future: Any = None   # the executor's or Dask's future, once submitted
+        self.dropped = False       # it ran to its end after its session was gone: its outcome went nowhere
+        self.future: Any = None   # the executor's or Dask's future, once submitted
         self._client: Any = None
 
     # -- submission -------------------------------------------------------------------
@@ -97,7 +98,7 @@ class OffloadedJob:
         if isinstance(executor, concurrent.futures.ThreadPoolExecutor):
             self.signal = ThreadCancellation()
         future = executor.submit(run_with, self.signal, fn, args, kwargs)
-        self._future = future
+        self.future = future
         future.add_done_callback(self._executor_done)
 
     def submit_to_dask(self, client: Any, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -107,7 +108,7 @@ class OffloadedJob:
         self._client = client
         future = client.submit(run_with, self.signal, fn, args, kwargs, pure=False,
                                key=f"{callback_name(fn)}-kernelstate-{job}-{serial}")
-        self._future = future
+        self.future = future
         if client.asynchronous:
             self.loop.create_task(self._await_dask(future))
         else:
@@ -160,6 +161,7 @@ class OffloadedJob:
             if not self.result.done():
                 self.result.cancel()
             if ran:
+                self.dropped = True
                 log.debug("%s finished after session %s ended: result dropped", self.what, self.session_id)
             return
         if self.result.done():
@@ -178,11 +180,11 @@ class OffloadedJob:
         self.cancelled = True
         if not self.result.done():
             self.result.cancel()
-        if self._future is not None:
+        if self.future is not None:
             self._cancel_submitted()
 
     def _cancel_submitted(self) -> None:
-        future, client, signal = self._future, self._client, self.signal
+        future, client, signal = self.future, self._client, self.signal
         if client is None:
             signal.set()
             future.cancel()
