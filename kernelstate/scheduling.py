@@ -336,7 +336,8 @@ class Scheduler:
         if schedule == "thread":
             return self.submit(fn, what)
         if schedule not in ("auto", True):
-            raise ValueError(f"schedule must be 'auto', True or 'thread'; got {schedule!r}")
+            raise ValueError(f"schedule must be 'auto', True, 'thread', or somewhere to offload to ('dask', a "
+                             f"distributed.Client, a concurrent.futures.Executor); got {schedule!r}")
         loop = self.loop()
         if loop is None:
             if schedule is True:

@@ -237,6 +237,11 @@ def offload(session: Session, fn: Callable[..., Any], args: tuple[Any, ...], kwa
     """Run ``fn(*args, **kwargs)`` on ``schedule``; see the module docstring."""
     if not callable(fn):
         raise TypeError(f"execute(): the function to offload must be callable; got {fn!r}")
+    if schedule == "dask":
+        from .._config import config
+
+        if not config.process_value("dask_scheduler"):
+            dask_client()   # raises the ConfigError that says how to set the scheduler
     session.scheduler.check_alive()
     loop = session.event_loop()
     if loop is None:
