@@ -187,6 +187,7 @@ class ScheduledTask:
         self._cron_iter = croniter(cron, clock.now()) if cron is not None else None
         self._last: dt.datetime | None = None
         self.next_run: dt.datetime | None = None
+        self.occurrence: dt.datetime | None = None   # the due time of the run in progress (or the last one)
         self._first = self._next_time()  # validates at= now, before the name is registered
 
     def _next_time(self) -> dt.datetime | None:
@@ -250,10 +251,43 @@ class ScheduledTask:
 
     def _fire(self) -> None:
         self._handle = None
-        self._last = self.next_run
-        if not self._claimed():
-            self.arm()  # another process runs this occurrence
+        self._last = due = self.next_run
+        shared = coordinator()
+        if not shared.shared or due is None:
+            self._run(due)
+        else:
+            # Claim the occurrence in the shared store off the loop: a slow or unreachable
+            # store never stalls the event loop; the callback runs on the loop once claimed.
+            expiry = max(60.0, 2 * self.period.total_seconds()) if self.period is not None else 86400.0
+            if self.loop is None:
+                if shared.claim(self.name, due, expiry):
+                    self._run(due)
+            else:
+                claim = thread_pool.get().submit(shared.claim, self.name, due, expiry)
+                claim.add_done_callback(functools.partial(self._claim_done, due))
+        self.arm()
+
+    def _claim_done(self, due: dt.datetime, claim: Future[bool]) -> None:
+        """On a pool thread: run the occurrence on the task's loop if this process claimed it."""
+        if claim.cancelled():
             return
+        exc = claim.exception()
+        if exc is not None:   # not an outage (claim() answers True then): a bug; run rather than skip
+            callback_failed(f"scheduled task {self.name!r}: claiming its occurrence at {due}", None, exc, self._log)
+        elif not claim.result():
+            return   # another process runs this occurrence
+        assert self.loop is not None
+        try:
+            self.loop.call_soon_threadsafe(self._run_claimed, due)
+        except RuntimeError:   # the loop closed meanwhile
+            pass
+
+    def _run_claimed(self, due: dt.datetime) -> None:
+        if not self.finished:
+            self._run(due)
+
+    def _run(self, due: dt.datetime | None) -> None:
+        self.occurrence = due
         self.runs += 1
         what = f"scheduled task {self.name!r} ({callback_name(self.callback)})"
         if self.threaded:
@@ -266,15 +300,6 @@ class ScheduledTask:
                     self._spawn(result, what)
             except Exception as exc:
                 callback_failed(what, None, exc, self._log)
-        self.arm()
-
-    def _claimed(self) -> bool:
-        """Whether this process runs the occurrence due now (always, without a shared store)."""
-        shared = coordinator()
-        if not shared.shared or self.next_run is None:
-            return True
-        expiry = max(60.0, 2 * self.period.total_seconds()) if self.period is not None else 86400.0
-        return shared.claim(self.name, self.next_run, expiry)
 
     def _spawn(self, awaitable: Any, what: str) -> None:
         if self.loop is None:

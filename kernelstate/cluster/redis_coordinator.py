@@ -3,8 +3,10 @@
 - **Tasks**: each occurrence of a named task is claimed with ``SET key NX EX``
   on ``ks:task:<name>:<fire time in ms>``; the process whose SET succeeds runs
   it. There is no lease holder: when a process dies, the others keep claiming
-  (and running) the next occurrences.
-- **Publish/subscribe**: ``PUBLISH ks:topic:<topic>`` with a signed value; one
+  (and running) the next occurrences. Claims are made on a pool thread, never
+  on the event loop.
+- **Publish/subscribe**: ``PUBLISH ks:topic:<topic>`` with a signed value, sent
+  in call order from one sender thread (the value is checked in the caller); one
   daemon thread per process listens on ``ks:topic:*`` (started by the first
   ``subscribe``) and hands each message to this process's subscribers.
 - **Shared cache**: the value lives at ``ks:cache:<sha256 of the key>``, signed;
@@ -14,7 +16,9 @@
 An outage never crashes anything: the first failure logs one error line that
 says what degrades (tasks run in every process, messages reach this process
 only, cached values are computed locally) and the first success after it logs
-that coordination resumed. Every Redis call has a two-second timeout.
+that coordination resumed. Every Redis call has a two-second timeout. A shared
+cache lookup is synchronous, like ``as_cached`` itself: a process waiting for
+another to compute a value waits with it (at most ``LOCK_S``).
 """
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ import os
 import socket
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import redis
@@ -107,6 +112,7 @@ class RedisCoordinator(Coordinator):
         self._listener: threading.Thread | None = None
         self._listening = threading.Event()
         self._stop = threading.Event()
+        self._sender = ThreadPoolExecutor(1, thread_name_prefix="kernelstate-redis-publish")
 
     # -- tasks ------------------------------------------------------------------------
     def claim(self, name: str, fire_time: dt.datetime, expiry_s: float) -> bool:
@@ -121,12 +127,19 @@ class RedisCoordinator(Coordinator):
 
     # -- publish/subscribe ------------------------------------------------------------
     def publish(self, topic: str, value: Any) -> None:
-        blob = self.codec.dumps(f"topic:{topic}", value, _max_bytes())
+        blob = self.codec.dumps(f"topic:{topic}", value, _max_bytes())   # a bad value raises here, in the caller
+        # Sent from one thread, in call order: a slow or unreachable store never stalls the caller's loop.
+        self._sender.submit(self._send, topic, value, blob)
+
+    def _send(self, topic: str, value: Any, blob: bytes) -> None:
         try:
             self.redis.publish(TOPIC_PREFIX + topic, blob)
         except RedisError as exc:
             self.health.failed(f"publishing to topic {topic!r}", exc)
             deliver(topic, value)
+            return
+        except Exception:
+            log.exception("publishing to topic %r failed", topic)
             return
         self.health.ok()
 
@@ -155,6 +168,9 @@ class RedisCoordinator(Coordinator):
             except (RedisError, OSError) as exc:
                 self._listening.set()  # never keep a subscribe() waiting on an outage
                 self.health.failed("listening for published messages", exc)
+                self._stop.wait(1.0)
+            except Exception:   # never let the one listener thread die
+                log.exception("the Redis message listener failed; it starts again in 1 s")
                 self._stop.wait(1.0)
             finally:
                 try:
@@ -223,6 +239,7 @@ class RedisCoordinator(Coordinator):
 
     def close(self) -> None:
         self._stop.set()
+        self._sender.shutdown(wait=True)
         if self._listener is not None:
             self._listener.join(TIMEOUT_S + 1)
         self.redis.close()

@@ -16,6 +16,7 @@ it (Redis pub/sub keeps no history).
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 import weakref
 from collections.abc import Callable
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Subscription", "subscribe", "publish", "deliver", "subscriber_count"]
 
+log = logging.getLogger("kernelstate.cluster")
 _lock = threading.Lock()
 _by_topic: dict[str, list[Subscription]] = {}
 
@@ -106,7 +108,10 @@ def deliver(topic: str, value: Any) -> int:
     with _lock:
         subs = list(_by_topic.get(topic, ()))
     for sub in subs:
-        sub.deliver(value)
+        try:
+            sub.deliver(value)
+        except Exception:   # e.g. its loop closed: that subscriber misses it, the others still get it
+            log.exception("delivering a message on topic %r to %r failed", topic, sub)
     return len(subs)
 
 
