@@ -48,7 +48,8 @@ def test_publish_reaches_each_session_in_its_own_context_and_ends_with_it(ks_ser
         await asyncio.gather(*(tab.wait_for(lambda tab=tab: "got 1" in tab.text()) for tab in tabs))
         await tabs[1].close()
         server.loop.call_soon_threadsafe(server.manager.destroy, ids[1])
-        await asyncio.to_thread(lambda: _wait(lambda: sessions[1].destroyed))
+        closed = next(session for session in sessions if session.id == ids[1])   # tabs opened concurrently
+        await asyncio.to_thread(lambda: _wait(lambda: closed.destroyed))
         assert subscriber_count("local-news") == 1
         ks.state.publish("local-news", {"n": 2})
         await tabs[0].wait_for(lambda: "got 2" in tabs[0].text())
