@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 
 from .errors import StoreURLError
 
-__all__ = ["Coordinator", "LocalCoordinator", "configure", "coordinator", "ENV_URL", "ENV_SECRET", "check_url", "redacted", "configure_from_options"]
+__all__ = ["Coordinator", "LocalCoordinator", "configure", "coordinator", "ENV_URL", "ENV_SECRET", "check_url", "redacted", "configure_from_options", "check_store"]
 
 log = logging.getLogger("kernelstate.cluster")
 ENV_URL = "KERNELSTATE_SESSION_STORE"
@@ -135,6 +135,18 @@ def configure(url: str | None, secret: str | None = None) -> Coordinator:
         log.info("the session store %s is local to this machine: named tasks, publish/subscribe and "
                  "as_cached(shared=True) are per process", redacted(url))
     return new
+
+
+def check_store(url: str | None, secret: str | None) -> None:
+    """Raise ``ConfigError`` now for a shared store (``url``, else the environment's) that has no secret to sign with."""
+    from ..errors import ConfigError
+
+    url = check_url(url if url is not None else os.environ.get(ENV_URL, ""))
+    if urlsplit(url).scheme in _SCHEMES and not (secret or os.environ.get(ENV_SECRET)):
+        raise ConfigError(
+            f"the shared session store {redacted(url)} needs KERNELSTATE_SECRET_KEY: the same secret in every "
+            "process signs shared values (cache, messages) so no process trusts what it did not sign"
+        )
 
 
 def configure_from_options(url: str | None, secret: str | None) -> Coordinator:

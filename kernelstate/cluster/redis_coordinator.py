@@ -36,8 +36,7 @@ from typing import Any
 import redis
 from redis.exceptions import LockError, RedisError
 
-from ..errors import ConfigError
-from .coordinator import Coordinator, redacted
+from .coordinator import ENV_SECRET, Coordinator, check_store, redacted
 from .errors import NotShareableError, TamperedValueError
 from .signing import Codec
 from .topics import deliver
@@ -97,15 +96,12 @@ class RedisCoordinator(Coordinator):
     shared = True
 
     def __init__(self, url: str, secret: str | None) -> None:
-        if not secret:
-            raise ConfigError(
-                f"the shared session store {redacted(url)} needs KERNELSTATE_SECRET_KEY: the same secret in every "
-                "process signs shared values (cache, messages) so no process trusts what it did not sign"
-            )
+        check_store(url, secret)
+        key = secret or os.environ[ENV_SECRET]
         self.url = url
         self.label = redacted(url)
         self.redis = redis.Redis.from_url(url, socket_timeout=TIMEOUT_S, socket_connect_timeout=TIMEOUT_S)
-        self.codec = Codec(secret.encode("utf-8"))
+        self.codec = Codec(key.encode("utf-8"))
         self.health = _Health(self.label)
         self.me = f"{socket.gethostname()}:{os.getpid()}"
         self._lock = threading.Lock()

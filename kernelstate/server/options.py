@@ -131,6 +131,9 @@ class ServeOptions:
                 raise ConfigError(f"static dir for {name!r} does not exist: {directory!r}")
         if self.setup is not None and not Path(self.setup).is_file():
             raise ConfigError(f"--setup script not found: {self.setup!r}")
+        from ..cluster.coordinator import check_store
+
+        check_store(self.session_store, self.secret)
 
     @property
     def secret(self) -> str | None:

@@ -106,6 +106,9 @@ def test_store_url_password_only_from_the_environment_and_redis_needs_the_secret
     with pytest.raises(StoreURLError, match="database must be a number"):
         ServeOptions.from_argv(ns)
     monkeypatch.delenv("KERNELSTATE_SECRET_KEY", raising=False)
+    ns = build_parser().parse_args(["serve", "app.py", "--session-store", "redis://127.0.0.1:6379/0"])
+    with pytest.raises(ConfigError, match="needs KERNELSTATE_SECRET_KEY"):
+        ServeOptions.from_argv(ns)   # so `kernelstate serve` says so and exits 2, before anything starts
     with pytest.raises(ConfigError, match="needs KERNELSTATE_SECRET_KEY"):
         configure("redis://127.0.0.1:1/0")
     assert coordinator().url == "local"
