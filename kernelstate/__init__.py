@@ -28,6 +28,7 @@ _ATTRS = {
     "Session": ("session", "Session"),
     "bind": ("components.reactive", "bind"),
     "depends": ("components.reactive", "depends"),
+    "cancellation": ("cluster.cancellation", "cancellation"),
 }
 _MODULES = ("pane", "widgets", "indicators", "template", "testing", "errors")
 
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from . import errors, indicators, pane, template, testing, widgets
     from ._config import config, extension
     from ._state import state
+    from .cluster.cancellation import cancellation
     from .components.layout import Card, Column, Divider, FlexBox, GridBox, Row, Spacer
     from .components.reactive import bind, depends
     from .components.tabs import Accordion, Tabs

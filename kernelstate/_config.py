@@ -114,6 +114,26 @@ def _title(value: Any) -> str | None:
     return value
 
 
+def _store_url(value: Any) -> str | None:
+    from .cluster.coordinator import check_url
+
+    if value is not None and not isinstance(value, str):
+        raise ConfigError(f"session_store must be a URL such as redis://host:6379/0, or None; got {value!r}")
+    return None if value is None else check_url(value)
+
+
+def _use_store(url: Any) -> None:
+    from .cluster.coordinator import configure
+
+    configure(url)
+
+
+def _dask_address(value: Any) -> str | None:
+    if value is not None and (not isinstance(value, str) or not value.strip()):
+        raise ConfigError(f"dask_scheduler must be an address such as tcp://127.0.0.1:8786, or None; got {value!r}")
+    return value
+
+
 OPTIONS: dict[str, Option] = {
     "template": Option("basic", _template, "page template: 'basic', 'material' or 'bootstrap'"),
     "title": Option(None, _title, "default page title (the app's name when None)"),
@@ -128,6 +148,13 @@ OPTIONS: dict[str, Option] = {
     "cache_max_items": Option(1000, _positive_int("cache_max_items"), "bound of ks.state.cache entries made by as_cached",
                               process_only=True),
     "exception_handler": Option(None, _handler, "called as handler(exception) after a callback's failure is logged, in the failing session"),
+    # kernelstate.cluster: work across processes
+    "session_store": Option(None, _store_url, "redis://host:port/db shared by every process (tasks, publish, shared cache); "
+                            "None: KERNELSTATE_SESSION_STORE, else this process alone", process_only=True, applied=_use_store),
+    "shared_value_max_bytes": Option(1024 * 1024, _positive_int("shared_value_max_bytes"),
+                                     "bound of a value shared through the store (as_cached(shared=True), publish)", process_only=True),
+    "dask_scheduler": Option(None, _dask_address, "the Dask scheduler address for ks.state.execute(fn, schedule='dask')",
+                             process_only=True),
 }
 
 _WHERE = ("set it for the process instead: a kernelstate serve flag or ks.serve keyword where there is one, "

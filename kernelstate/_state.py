@@ -15,6 +15,7 @@ the request.
 """
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Hashable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,7 @@ from .session import Session, current_session, hooks, registry
 from .tasks import ScheduledTask, tasks
 
 if TYPE_CHECKING:
+    from .cluster.topics import Subscription
     from .location import Location
 
 state_log = logging.getLogger("kernelstate.state")
@@ -131,8 +133,8 @@ class State:
         """
         return current_session().scheduler.add_periodic(callback, period, count, timeout, start)
 
-    def execute(self, callback: Callable[[], Any], schedule: bool | str = "auto") -> Any:
-        """Run ``callback`` for the current session.
+    def execute(self, callback: Callable[..., Any], *args: Any, schedule: Any = "auto", **kwargs: Any) -> Any:
+        """Run ``callback(*args, **kwargs)`` for the current session.
 
         ``"auto"``: now when on the session's loop, else on its next tick;
         ``True``: next tick; ``"thread"``: on the thread pool (returns a
@@ -140,7 +142,19 @@ class State:
         still queued when the session is destroyed never starts (its future is
         cancelled). Failures are logged with the session id and handed to
         ``ks.config.exception_handler`` (a thread's failure is also set on its future).
+
+        Offloading: ``schedule`` a ``distributed.Client``, any ``concurrent.futures.Executor``
+        or ``"dask"`` (``ks.config.dask_scheduler``) runs the function there and returns an
+        ``asyncio.Future`` of its result on the session's loop (``await`` it). Destroying
+        the session cancels work not started and drops results still to come; the function
+        can check ``ks.cancellation()`` to stop early (see :mod:`kernelstate.cluster.offload`).
         """
+        from .cluster.offload import is_offload_target, offload
+
+        if is_offload_target(schedule):
+            return offload(current_session(), callback, args, kwargs, schedule)
+        if args or kwargs:
+            callback = functools.partial(callback, *args, **kwargs)
         return current_session().scheduler.execute(callback, schedule)
 
     def onload(self, callback: Callable[[], Any], threaded: bool = False) -> None:
@@ -184,9 +198,35 @@ class State:
         elif callback not in session.destroyed_hooks:
             session.destroyed_hooks.append(callback)
 
-    def as_cached(self, key: Hashable, fn: Callable[..., Any], ttl: float | None = None, **kwargs: Any) -> Any:
-        """Process-wide memo: compute ``fn(**kwargs)`` once per key (``ttl`` in seconds)."""
-        return cache.as_cached(key, fn, ttl=ttl, **kwargs)
+    def as_cached(self, key: Hashable, fn: Callable[..., Any], ttl: float | None = None, shared: bool = False,
+                  **kwargs: Any) -> Any:
+        """Process-wide memo: compute ``fn(**kwargs)`` once per key (``ttl`` in seconds).
+
+        ``shared=True``: once across every process of a shared session store (a JSON value or
+        bytes, signed, size-bounded); see :mod:`kernelstate.cluster.shared_cache`.
+        """
+        return cache.as_cached(key, fn, ttl=ttl, shared=shared, **kwargs)
+
+    # -- messages -------------------------------------------------------------
+    def publish(self, topic: str, value: Any) -> None:
+        """Send ``value`` to every subscriber of ``topic``, in every process of a shared session store.
+
+        Across processes the value must be JSON or bytes (signed, size-bounded); on one
+        process subscribers receive the object itself. See :mod:`kernelstate.cluster.topics`.
+        """
+        from .cluster.topics import publish
+
+        publish(topic, value)
+
+    def subscribe(self, topic: str, callback: Callable[[Any], Any]) -> Subscription:
+        """Run ``callback(value)`` for every message on ``topic``, in this session, on its loop.
+
+        The subscription ends with the session (outside a served session: with the
+        process), or with ``.cancel()`` on the returned :class:`Subscription`.
+        """
+        from .cluster.topics import subscribe
+
+        return subscribe(current_session(), topic, callback)
 
     def __repr__(self) -> str:
         return f"<kernelstate state; current session {current_session().id}>"

@@ -5,6 +5,12 @@ a missing key once even under concurrent misses (one lock per key), honours an
 optional ``ttl`` in seconds, and keeps at most ``config.cache_max_items``
 entries (least recently used dropped first). Do not store per-user objects in
 it: they would outlive the user's session.
+
+``shared=True`` goes one step further: with a shared session store (Redis) the
+value is computed once across every process and read by the others (a JSON
+value or bytes, signed, at most ``config.shared_value_max_bytes``); see
+:mod:`kernelstate.cluster.shared_cache`. Each process still keeps it in this
+cache too. On one process ``shared=True`` changes nothing.
 """
 from __future__ import annotations
 
@@ -31,13 +37,19 @@ class Cache(OrderedDict[Hashable, Any]):
                 lock = self._locks[key] = threading.Lock()
             return lock
 
-    def as_cached(self, key: Hashable, fn: Callable[..., Any], ttl: float | None = None, **kwargs: Any) -> Any:
+    def as_cached(self, key: Hashable, fn: Callable[..., Any], ttl: float | None = None, shared: bool = False,
+                  **kwargs: Any) -> Any:
         full_key: Hashable = (key, *sorted(kwargs.items())) if kwargs else key
         with self._lock_for(full_key):
             hit = self._get_fresh(full_key)
             if hit is not _MISSING:
                 return hit
-            value = fn(**kwargs)
+            if shared:
+                from .cluster.shared_cache import shared_value
+
+                value = shared_value(full_key, lambda: fn(**kwargs), ttl)
+            else:
+                value = fn(**kwargs)
             with self._guard:
                 self[full_key] = value
                 self.move_to_end(full_key)

@@ -161,6 +161,8 @@ class Scheduler:
         self.futures: set[Future[Any]] = set()
         self._futures_lock = threading.Lock()
         self.onload_queue: list[tuple[Callable[[], Any], bool]] = []
+        # things with a cancel() that end with the session: subscriptions, offloaded jobs (kernelstate.cluster)
+        self.owned: set[Any] = set()
         self.alive = True
 
     @property
@@ -202,6 +204,14 @@ class Scheduler:
         handle = clock.call_later(delay_ms, fire, loop)
         self.timers.add(handle)
         return handle
+
+    def own(self, thing: Any) -> None:
+        """Cancel ``thing`` (anything with a ``cancel()``) when the session is destroyed; ``disown`` forgets it."""
+        self.check_alive()
+        self.owned.add(thing)
+
+    def disown(self, thing: Any) -> None:
+        self.owned.discard(thing)
 
     # -- running user code ----------------------------------------------------
     def invoke(self, fn: Callable[[], Any], what: str, errors: RateLimitedLog | None = None) -> None:
@@ -326,7 +336,8 @@ class Scheduler:
         if schedule == "thread":
             return self.submit(fn, what)
         if schedule not in ("auto", True):
-            raise ValueError(f"schedule must be 'auto', True or 'thread'; got {schedule!r}")
+            raise ValueError(f"schedule must be 'auto', True, 'thread', or somewhere to offload to ('dask', a "
+                             f"distributed.Client, a concurrent.futures.Executor); got {schedule!r}")
         loop = self.loop()
         if loop is None:
             if schedule is True:
@@ -377,6 +388,12 @@ class Scheduler:
             futures = list(self.futures)
         for future in futures:
             future.cancel()  # only work that has not started yet; running work finishes
+        for thing in list(self.owned):
+            try:
+                thing.cancel()
+            except Exception:
+                app_log.exception("cancelling %r of destroyed session %s failed", thing, self.session_id)
+        self.owned.clear()
         self.onload_queue.clear()
 
 

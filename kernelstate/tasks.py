@@ -14,6 +14,14 @@ runs as an asyncio task of the named task (cancelled by ``cancel_task``).
 Failures are logged with ``session=-`` and handed to the process-level
 ``ks.config.exception_handler``.
 
+Across processes: with a shared session store (:mod:`kernelstate.cluster`),
+each occurrence is claimed in the store before it runs, so a named task runs
+once per occurrence across every process that scheduled it; a ``period=``
+task's times are then aligned to a grid of its period (from the UNIX epoch),
+so every process computes the same fire times. A process that dies claims
+nothing: the others keep running the task. On one process, every claim is
+granted.
+
 Times: ``at=`` datetimes without a timezone are local wall-clock time;
 timezone-aware ones are converted to local time. Timing comes from the clock
 that was the default when the task was scheduled
@@ -27,6 +35,7 @@ import datetime as dt
 import functools
 import inspect
 import logging
+import math
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -36,6 +45,7 @@ from typing import Any
 from croniter import croniter
 
 from .clock import Clock, TimerHandle, default_clock
+from .cluster.coordinator import coordinator
 from .errors import NoEventLoopError
 from .failures import RateLimitedLog, callback_failed
 from .loops import running_loop
@@ -73,6 +83,12 @@ def local_time(when: Any, name: str) -> dt.datetime:
     if when.tzinfo is not None and when.utcoffset() is not None:
         return when.astimezone().replace(tzinfo=None)
     return when.replace(tzinfo=None)
+
+
+def _grid_after(now: dt.datetime, period: dt.timedelta) -> dt.datetime:
+    """The first multiple of ``period`` since the UNIX epoch after ``now`` (naive local time)."""
+    step = period.total_seconds()
+    return dt.datetime.fromtimestamp((math.floor(now.timestamp() / step) + 1) * step)
 
 
 def _takes_now(fn: Callable[..., Any]) -> bool:
@@ -171,6 +187,7 @@ class ScheduledTask:
         self._cron_iter = croniter(cron, clock.now()) if cron is not None else None
         self._last: dt.datetime | None = None
         self.next_run: dt.datetime | None = None
+        self.occurrence: dt.datetime | None = None   # the due time of the run in progress (or the last one)
         self._first = self._next_time()  # validates at= now, before the name is registered
 
     def _next_time(self) -> dt.datetime | None:
@@ -195,6 +212,8 @@ class ScheduledTask:
                 return None
         if self.period is not None:
             nxt = (base or now) + self.period
+            if base is None and coordinator().shared:
+                nxt = _grid_after(now, self.period)
             while nxt < now:
                 nxt += self.period
             return nxt
@@ -232,7 +251,43 @@ class ScheduledTask:
 
     def _fire(self) -> None:
         self._handle = None
-        self._last = self.next_run
+        self._last = due = self.next_run
+        shared = coordinator()
+        if not shared.shared or due is None:
+            self._run(due)
+        else:
+            # Claim the occurrence in the shared store off the loop: a slow or unreachable
+            # store never stalls the event loop; the callback runs on the loop once claimed.
+            expiry = max(60.0, 2 * self.period.total_seconds()) if self.period is not None else 86400.0
+            if self.loop is None:
+                if shared.claim(self.name, due, expiry):
+                    self._run(due)
+            else:
+                claim = thread_pool.get().submit(shared.claim, self.name, due, expiry)
+                claim.add_done_callback(functools.partial(self._claim_done, due))
+        self.arm()
+
+    def _claim_done(self, due: dt.datetime, claim: Future[bool]) -> None:
+        """On a pool thread: run the occurrence on the task's loop if this process claimed it."""
+        if claim.cancelled():
+            return
+        exc = claim.exception()
+        if exc is not None:   # not an outage (claim() answers True then): a bug; run rather than skip
+            callback_failed(f"scheduled task {self.name!r}: claiming its occurrence at {due}", None, exc, self._log)
+        elif not claim.result():
+            return   # another process runs this occurrence
+        assert self.loop is not None
+        try:
+            self.loop.call_soon_threadsafe(self._run_claimed, due)
+        except RuntimeError:   # the loop closed meanwhile
+            pass
+
+    def _run_claimed(self, due: dt.datetime) -> None:
+        if not self.finished:
+            self._run(due)
+
+    def _run(self, due: dt.datetime | None) -> None:
+        self.occurrence = due
         self.runs += 1
         what = f"scheduled task {self.name!r} ({callback_name(self.callback)})"
         if self.threaded:
@@ -245,7 +300,6 @@ class ScheduledTask:
                     self._spawn(result, what)
             except Exception as exc:
                 callback_failed(what, None, exc, self._log)
-        self.arm()
 
     def _spawn(self, awaitable: Any, what: str) -> None:
         if self.loop is None:

@@ -71,6 +71,8 @@ class ServeOptions:
     unix_socket: str | None = None
     frame_ancestors: tuple[str, ...] = ("'self'",)
     referrer_policy: str = "same-origin"
+    session_store: str | None = None   # kernelstate.cluster; a password only through KERNELSTATE_SESSION_STORE
+    dask_scheduler: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.port, int) or not 0 <= self.port <= 65535:
@@ -129,6 +131,9 @@ class ServeOptions:
                 raise ConfigError(f"static dir for {name!r} does not exist: {directory!r}")
         if self.setup is not None and not Path(self.setup).is_file():
             raise ConfigError(f"--setup script not found: {self.setup!r}")
+        from ..cluster.coordinator import check_store
+
+        check_store(self.session_store, self.secret)
 
     @property
     def secret(self) -> str | None:
@@ -171,7 +176,14 @@ class ServeOptions:
             message_limits=MessageLimits.parse(ns.message_limit or ()),
             unix_socket=ns.unix_socket,
             frame_ancestors=tuple(ns.frame_ancestors or ("'self'",)), referrer_policy=ns.referrer_policy,
+            session_store=_store_from_argv(ns.session_store), dask_scheduler=ns.dask_scheduler,
         )
+
+
+def _store_from_argv(url: str | None) -> str | None:
+    from ..cluster.coordinator import check_url
+
+    return None if url is None else check_url(url, from_argv=True)
 
 
 _REUSE_VALUES = {"verify": "--reuse-sessions-verify", "true": "--reuse-sessions", "True": "--reuse-sessions"}
@@ -252,3 +264,8 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     a("--referrer-policy", default=d.referrer_policy, choices=REFERRER_POLICIES, help="the Referrer-Policy pages are sent with (default same-origin)")
     a("--unix-socket", default=None, metavar="PATH", help="listen on this Unix socket instead of a TCP port (e.g. behind jupyter-server-proxy); "
       "the proxy must send Host: localhost, 127.0.0.1 or [::1] (any port), or a name given with --allow-host")
+    a("--session-store", default=None, metavar="URL", help="redis://host:port/db shared by every process: named tasks "
+      "run once per period across processes, publish reaches every process, as_cached(shared=True) computes once "
+      "(default: the KERNELSTATE_SESSION_STORE environment variable, the only place for a URL with a password)")
+    a("--dask-scheduler", default=None, metavar="ADDRESS", help="the Dask scheduler for ks.state.execute(fn, "
+      "schedule='dask'), e.g. tcp://127.0.0.1:8786")

@@ -22,6 +22,7 @@ from tornado.httputil import HTTPServerRequest
 from tornado.ioloop import PeriodicCallback
 
 from .._config import config
+from ..cluster.coordinator import configure_from_options
 from ..coroutines import install as install_coroutine_callbacks
 from ..errors import AppLoadError
 from ..host import InProcessHost
@@ -202,6 +203,9 @@ class Server:
         if self.options.num_threads is not None:
             # The process pool size (kernelstate.threads): the same as ks.extension(nthreads=N).
             config.set("nthreads", self.options.num_threads, process=True)
+        configure_from_options(self.options.session_store, self.options.secret)   # before --setup and any app
+        if self.options.dask_scheduler is not None:
+            config.set("dask_scheduler", self.options.dask_scheduler, process=True)
         install_coroutine_callbacks()
         preload()
         self._http = http_server(self._application(), self.options)

@@ -15,11 +15,15 @@ import pytest
 
 import kernelstate as ks
 from kernelstate._config import OPTIONS, process_only_options
+from kernelstate.cluster import coordinator
 from kernelstate.testing import ProtocolClient
 from kernelstate.threads import thread_pool
 
 PROCESS_ONLY: dict[str, Any] = {"reuse_sessions": True, "global_loading_spinner": True, "nthreads": 3,
-                                "cache_max_items": 5}
+                                "cache_max_items": 5,
+                                # kernelstate.cluster (a machine-local store URL: no Redis needed here)
+                                "session_store": "sqlite:///scope-test.db", "shared_value_max_bytes": 5,
+                                "dask_scheduler": "tcp://127.0.0.1:1"}
 
 
 def _spinner(server: Any, html: str) -> bool:
@@ -40,7 +44,21 @@ def _cache(server: Any, html: str) -> bool:
 
 EFFECT: dict[str, Callable[[Any, str], bool]] = {
     "reuse_sessions": _reused, "global_loading_spinner": _spinner, "nthreads": _pool, "cache_max_items": _cache,
+    "session_store": lambda server, html: coordinator().url == PROCESS_ONLY["session_store"],
+    "shared_value_max_bytes": lambda server, html: _shared_bound() == 5,
+    "dask_scheduler": lambda server, html: ks.config.process_value("dask_scheduler") == PROCESS_ONLY["dask_scheduler"],
 }
+
+
+def _shared_bound() -> int:
+    """The bound a shared value is checked against (what the coordinator reads)."""
+    from kernelstate.cluster.signing import Codec
+
+    try:
+        Codec(b"k").dumps("scope", "123456", ks.config.process_value("shared_value_max_bytes"))
+    except ValueError:
+        return 5
+    return -1
 
 SESSION: dict[str, tuple[Any, Callable[[str], bool]]] = {
     "template": ("material", lambda html: "ks-template-material" in html),

@@ -1,0 +1,30 @@
+"""``ks.state.as_cached(key, fn, shared=True)``: one computation across every process.
+
+With a shared store the value is looked up in the store first; on a miss one
+process takes the key's lock, computes and writes the value (signed, with the
+``ttl``, or a day without one) and the processes waiting on the lock read it.
+Only JSON values and bytes can be shared, at most
+``ks.config.shared_value_max_bytes`` (1 MiB by default); a value whose signature
+does not match (another key, or modified in the store) is refused, logged and
+computed again. The key and keyword arguments must be JSON values too, so
+every process names the entry the same way.
+
+Without a shared store (one process) this is the process cache's ``as_cached``.
+If the store is unreachable the value is computed in this process (one log
+line for the outage).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from typing import Any
+
+from .coordinator import coordinator
+
+__all__ = ["shared_value"]
+
+
+def shared_value(key: Hashable, compute: Callable[[], Any], ttl: float | None) -> Any:
+    """The value of ``key`` shared by every process, computed by ``compute`` in one of them."""
+    if ttl is not None and ttl <= 0:
+        raise ValueError(f"as_cached(shared=True): ttl must be a positive number of seconds or None; got {ttl!r}")
+    return coordinator().cached(key, compute, ttl)
