@@ -13,8 +13,10 @@ server. Models render with the values they had; Python callbacks do not run
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -34,6 +36,8 @@ from .session import Session, current_session
 #: The mime type of a snapshot in a notebook output (:meth:`Snapshot.to_json`).
 STATIC_MIME = "application/vnd.kernelstate.static+json"
 SNAPSHOT_VERSION = 1
+#: How long :func:`snapshot` waits for async bound functions to show their result.
+SETTLE_S = 10.0
 
 
 class SnapshotError(KernelstateError, ValueError):
@@ -61,21 +65,46 @@ class Snapshot:
         return cls(dict(data["doc"]), [str(r) for r in data["root_ids"]], str(data["bokeh_version"]))
 
 
-def snapshot(component: Any) -> Snapshot:
+def snapshot(component: Any, settle_s: float = SETTLE_S) -> Snapshot:
     """The current state of ``component`` (or anything ``ks.panel`` accepts) as a :class:`Snapshot`.
 
-    The model is built in a throwaway session's Document, which is destroyed
-    afterwards, so the component keeps no view of it.
+    The model is built in a throwaway session with an event loop of its own,
+    on a thread of its own (so this works from a running loop too, as in a
+    notebook cell): bound functions run, async ones and async generators are
+    awaited for up to ``settle_s`` seconds (then what they showed so far is
+    kept). The session is destroyed afterwards, so the component keeps no view.
     """
     from .components.base import as_component
 
     comp = as_component(component)
-    session = Session(RequestInfo(), session_id=f"snapshot-{make_globally_unique_css_safe_id()}")
+    outcome: list[Snapshot | BaseException] = []
+
+    def work() -> None:
+        try:
+            outcome.append(asyncio.run(_build(comp, settle_s)))
+        except BaseException as exc:  # re-raised in the caller's thread
+            outcome.append(exc)
+
+    thread = threading.Thread(target=work, name="kernelstate-snapshot", daemon=True)
+    thread.start()
+    thread.join()
+    if isinstance(outcome[0], BaseException):
+        raise outcome[0]
+    return outcome[0]
+
+
+async def _build(component: Any, settle_s: float) -> Snapshot:
+    loop = asyncio.get_running_loop()
+    session = Session(RequestInfo(), session_id=f"snapshot-{make_globally_unique_css_safe_id()}", loop=loop)
     try:
         document = session.document
         assert document is not None
         with activate(session):
-            document.add_root(comp.get_model(document, session))
+            document.add_root(component.get_model(document, session))
+        deadline = loop.time() + settle_s
+        while (pending := [t for t in session.scheduler.tasks if not t.done()]) and loop.time() < deadline:
+            await asyncio.wait(pending, timeout=deadline - loop.time())
+        await asyncio.sleep(0)  # callbacks the last tasks scheduled
         return Snapshot(document.to_json(deferred=False), [root.id for root in document.roots])  # type: ignore[arg-type]
     finally:
         session.destroy()
