@@ -21,10 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import bokeh
 from bokeh.util.serialization import make_globally_unique_css_safe_id
 
 from .errors import KernelstateError
-from .standalone import STATIC_MIME, Snapshot, bokehjs_inline, embed_script
+from .standalone import STATIC_MIME, Snapshot, SnapshotError, bokehjs_inline, embed_script
 
 FORMATS = ("html",)
 _TEMPLATES = Path(__file__).resolve().parent / "template" / "nbconvert"
@@ -70,12 +71,18 @@ def export_notebook(path: str | Path, *, to: str = "html", execute: bool = False
 def embed_outputs(nb: Any) -> int:
     """Replace each kernelstate output's data by its embedded snapshot (``text/html``); return how many."""
     count = 0
-    for cell in nb.cells:
+    for index, cell in enumerate(nb.cells):
         for out in cell.get("outputs", []):
             data = out.get("data")
             if not data or STATIC_MIME not in data:
                 continue
-            snap = Snapshot.from_json(data[STATIC_MIME])
+            try:
+                snap = Snapshot.from_json(data[STATIC_MIME])
+            except SnapshotError as exc:
+                raise ExportError(f"cell {index}: {exc}") from exc
+            if snap.bokeh_version != bokeh.__version__:
+                raise ExportError(f"cell {index}: its output was made with bokeh {snap.bokeh_version}, but this "
+                                  f"page would load BokehJS {bokeh.__version__}; export with --execute to re-run it")
             out["data"] = {"text/html": embed_html(snap), "text/plain": data.get("text/plain", "")}
             out.get("metadata", {}).clear()
             count += 1

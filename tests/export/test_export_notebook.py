@@ -11,8 +11,9 @@ import nbformat
 import pytest
 from offline_browser import REMOTE_RESOURCE, OfflinePage
 
+import kernelstate as ks
 from kernelstate.cli import main
-from kernelstate.standalone import bokehjs_inline
+from kernelstate.standalone import STATIC_MIME, bokehjs_inline, snapshot
 
 HERE = Path(__file__).resolve().parent
 NOTEBOOK = HERE / "exported.ipynb"   # two kernelstate outputs: widgets, then a plot and the slider again
@@ -71,3 +72,16 @@ def test_export_reports_a_missing_notebook_and_an_unknown_format(tmp_path: Path,
     with pytest.raises(SystemExit):
         main(["export", str(NOTEBOOK), "--to", "pdf"])
     assert "invalid choice: 'pdf'" in capsys.readouterr().err
+
+
+def test_export_refuses_an_output_made_with_another_bokeh(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """BokehJS is the installed bokeh's: a Document saved by another version may not render, so say so."""
+    stale = snapshot(ks.widgets.IntSlider(value=2)).to_json() | {"bokeh_version": "3.4.0"}
+    output = nbformat.v4.new_output("display_data", data={STATIC_MIME: stale, "text/plain": "IntSlider()"})
+    cell = nbformat.v4.new_code_cell("slider", id="old", outputs=[output])
+    source = tmp_path / "old.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[cell]), source)
+    assert main(["export", str(source)]) == 1
+    err = capsys.readouterr().err
+    assert "cell 0: its output was made with bokeh 3.4.0" in err and "export with --execute to re-run it" in err
+    assert not (tmp_path / "old.html").exists()
