@@ -2,8 +2,10 @@
 
 A :class:`Snapshot` is a Document's JSON and its root ids: what BokehJS needs
 to render the models once, without a session. :func:`snapshot` takes one of a
-component (a throwaway Document, dropped at once); the notebook renderer puts
-one in each output (``STATIC_MIME``) so :mod:`kernelstate.export` can embed it.
+component (a throwaway session and Document on a loop and thread of their own,
+so bound coroutines finish; dropped at once); the notebook renderer puts the
+displayed Document's in each output (``STATIC_MIME``) so
+:mod:`kernelstate.export` can embed it.
 
 :func:`render_page` writes a page the way a served session's page looks
 (the ``ks.state.template`` title and template, ``ks.config.raw_css``) with
@@ -66,7 +68,8 @@ class Snapshot:
 
 
 def snapshot(component: Any, settle_s: float = SETTLE_S) -> Snapshot:
-    """The current state of ``component`` (or anything ``ks.panel`` accepts) as a :class:`Snapshot`.
+    """The current state of ``component`` (or anything a layout accepts: a string, a Bokeh model, a bound
+    function) as a :class:`Snapshot`.
 
     The model is built in a throwaway session with an event loop of its own,
     on a thread of its own (so this works from a running loop too, as in a
@@ -148,13 +151,13 @@ def render_page(snap: Snapshot, look: PageLook) -> str:
 def save(component: Any, filename: str | os.PathLike[str], *, title: str | None = None,
          template: str | None = None) -> Path:
     """Write ``component``'s current state to ``filename`` as a standalone page; return its path."""
-    snap = snapshot(component)
     look = PageLook.current(default_title=getattr(component, "name", "") or "kernelstate", title=title,
                             template=template)
     path = Path(filename)
     if path.is_dir():
         raise IsADirectoryError(f"cannot save a page to {str(path)!r}: it is a directory; pass a file name "
                                 "such as 'page.html'")
+    snap = snapshot(component)
     path.write_text(render_page(snap, look), encoding="utf-8")
     return path
 
