@@ -1,4 +1,4 @@
-"""The ``kernelstate`` command line: ``kernelstate serve APP...``."""
+"""The ``kernelstate`` command line: ``kernelstate serve APP...``, ``kernelstate export NOTEBOOK``."""
 from __future__ import annotations
 
 import argparse
@@ -27,6 +27,12 @@ def build_parser() -> argparse.ArgumentParser:
                     "Every browser tab gets its own session and Bokeh Document.",
     )
     add_serve_arguments(serve)
+    from .export import add_export_arguments
+
+    add_export_arguments(sub.add_parser(
+        "export", help="render a notebook as one HTML page that opens offline",
+        description="Render NOTEBOOK with nbconvert, each kernelstate output embedded with inline BokehJS "
+                    "(plots included); Python callbacks do not run in the page."))
     return parser
 
 
@@ -40,6 +46,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         parser.error(str(exc))
     ns = parser.parse_args(args)
+    if ns.command == "export":
+        from .export import run
+
+        return run(ns)
     if ns.command != "serve":
         parser.print_help()
         return 2

@@ -12,10 +12,12 @@ does not keep dead sessions' Documents alive.
 from __future__ import annotations
 
 import functools
+import os
 import threading
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import param
@@ -168,6 +170,24 @@ class Component(param.Parameterized):
             if title is not None:
                 session.title = title
         return self
+
+    def save(self, filename: str | os.PathLike[str], *, title: str | None = None,
+             template: str | None = None) -> Path:
+        """Write this component's current state to ``filename`` as a standalone HTML page; return its path.
+
+        The page has BokehJS and its CSS inline: it opens from ``file://``
+        with no server and no network. The title and template (theme) are
+        ``ks.state.template``'s (``title`` and ``template``, a template
+        name, override them). Widgets, panes and plots render with their
+        current values and stay interactive in the browser (sliders move,
+        plots pan and zoom, ``jslink``/``CustomJS`` run), but **Python
+        callbacks do not run**: no kernel or server is behind the page, so
+        ``.param.watch``, bound functions and ``on_click`` handlers never
+        see the page's changes.
+        """
+        from ..standalone import save
+
+        return save(self, filename, title=title, template=template)
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> Any:
         from ..renderers import mimebundle  # a registered renderer (kernelstate.jupyter's), found by entry point

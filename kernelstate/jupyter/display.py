@@ -9,6 +9,9 @@ Each display creates a new Document hosted by the kernel
   through the server extension when the output is trusted;
 - ``application/vnd.kernelstate.doc+json``: the kernel id, document id and
   token, for tools (and tests) that connect to the Document themselves;
+- ``application/vnd.kernelstate.static+json``: the Document's JSON and root
+  ids (:class:`kernelstate.standalone.Snapshot`), which ``kernelstate export``
+  embeds with inline BokehJS, plots included;
 - ``text/plain``: the component's repr.
 
 JupyterLab and Notebook 7 pick ``text/html`` (the highest-ranked safe
@@ -29,6 +32,7 @@ import bokeh
 from bokeh.document import Document
 from bokeh.model import Model
 
+from ..standalone import STATIC_MIME, Snapshot
 from .comm import kernel_documents, kernel_id
 from .wire import MIME_TYPE
 
@@ -48,7 +52,7 @@ def mimebundle(component: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     hosted = kernel_documents().host_component(component)
     document = hosted.session.document
     assert document is not None
-    config = {
+    config: dict[str, Any] = {
         "doc_id": hosted.doc_id,
         "kernel_id": kernel_id(),
         "token": hosted.token,
@@ -60,6 +64,7 @@ def mimebundle(component: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         "text/html": render_html(config, static_html(document)),
         "text/plain": repr(component),
         MIME_TYPE: {k: config[k] for k in ("doc_id", "kernel_id", "token", "bokeh_version")},
+        STATIC_MIME: Snapshot(config["docs_json"], config["roots"]).to_json(),
     }
     return data, {}
 
