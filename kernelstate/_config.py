@@ -94,6 +94,12 @@ def _handler(value: Any) -> Any:
     return value
 
 
+def _authorize(value: Any) -> Any:
+    if value is not None and not callable(value):
+        raise ConfigError(f"authorize_callback must be a function (user_info, path) -> bool, or None; got {value!r}")
+    return value
+
+
 def _resize_pool(nthreads: Any) -> None:
     from .threads import thread_pool
 
@@ -128,6 +134,8 @@ OPTIONS: dict[str, Option] = {
     "cache_max_items": Option(1000, _positive_int("cache_max_items"), "bound of ks.state.cache entries made by as_cached",
                               process_only=True),
     "exception_handler": Option(None, _handler, "called as handler(exception) after a callback's failure is logged, in the failing session"),
+    "authorize_callback": Option(None, _authorize, "called as fn(user_info, path) -> bool before a signed-in user's "
+                                 "page or WebSocket (servers with a login); False answers 403", process_only=True),
 }
 
 _WHERE = ("set it for the process instead: a kernelstate serve flag or ks.serve keyword where there is one, "
