@@ -52,6 +52,7 @@ def test_repeated_failures_are_slowed_per_client_and_per_user(server: ServeProce
     with client_from(server, "127.0.0.2") as attacker:
         first = [timed_failure(attacker, "eve") for _ in range(3)]
         slowed = [timed_failure(attacker, "eve") for _ in range(3)]   # waits 0.5, 1 and 2 s
+        print(f"failure times s: first 3 {[round(t, 2) for t in first]}, next 3 {[round(t, 2) for t in slowed]}")
         assert slowed[-1] >= 1.5 and slowed[-1] > min(first), (first, slowed)
         # The same client guessing another name is slowed too (per client) ...
         assert timed_failure(attacker, "frank") >= 2.0
