@@ -21,6 +21,7 @@ from tornado.web import RequestHandler
 from .._config import config
 from ..errors import ConfigError
 from .identity import User
+from .live import Closable, LiveLogins
 from .logins import Login, LoginRecords, clear_login_cookie, cookie_secret, login_id_of
 from .provider import LoginProvider, Route
 
@@ -71,6 +72,11 @@ class Auth:
                 self.logins.replace(refreshed)
             login = refreshed
         return login
+
+    def track(self, login: Login, connection: Closable) -> None:
+        """Close ``connection`` (a WebSocket) when ``login`` is revoked, if the records support it."""
+        if isinstance(self.logins, LiveLogins):
+            self.logins.track(login.id, connection)
 
     async def user_of(self, handler: RequestHandler) -> User | None:
         """Who the request is signed in as, or None."""

@@ -10,6 +10,7 @@ import os
 
 from ..auth.access import Auth, load_authorize
 from ..auth.basic import PasswordProvider
+from ..auth.live import LiveLogins
 from ..auth.logins import LoginStore
 from ..auth.passwords import PASSWORD_ENV, Passwords
 from ..errors import ConfigError
@@ -38,7 +39,7 @@ def build_auth(options: ServeOptions) -> Auth | None:
     elif authorize is not None and not callable(authorize):
         raise ConfigError(f"authorize must be 'MODULE:FUNCTION' or a function (user_info, path) -> bool; "
                           f"got {authorize!r}")
-    logins = LoginStore(options.auth_cookie_expiry_s)
+    logins = LiveLogins(LoginStore(options.auth_cookie_expiry_s))
     provider = PasswordProvider(passwords, logins, expiry_s=options.auth_cookie_expiry_s)
     return Auth(provider, logins, prefix=options.prefix, cookie_expiry_s=options.auth_cookie_expiry_s,
                 authorize=authorize)

@@ -6,7 +6,8 @@
 - not signed in: a GET of a page is redirected to the login page (with
   ``next``); a WebSocket gets HTTP 401 before the upgrade (logged with the
   session id of its token); any other request 401;
-- signed in: ``current_user`` is set; where the route asks (pages,
+- signed in: ``current_user`` is set (a WebSocket is closed with
+  ``CloseCode.SIGNED_OUT`` when its login ends); where the route asks (pages,
   WebSockets, the index, static dirs; not BokehJS's library files) the
   authorize callback runs with the request path, and a refusal is a 403 page
   naming the user and how to sign out (a bare 403 for a WebSocket).
@@ -38,11 +39,13 @@ class AuthGate(web.RequestHandler):
     gate_authorize: bool = True
 
     async def prepare(self) -> None:
-        user = await self.gate_auth.user_of(self)
-        if user is None:
+        login = await self.gate_auth.login_of(self)
+        if login is None:
             self._unauthenticated()
             return
-        self.current_user = user
+        user = self.current_user = login.user
+        if isinstance(self, WebSocketHandler):
+            self.gate_auth.track(login, self)   # closed when this login is revoked (logout)
         if self.gate_authorize and not await self.gate_auth.authorized(user, self.request.path):
             self._forbidden(user)
             return

@@ -30,6 +30,7 @@ from auth_helpers import (
 from tornado.httpclient import HTTPClientError
 
 from kernelstate.auth.logins import COOKIE_NAME
+from kernelstate.endpoint import CloseCode
 from kernelstate.testing import ProtocolClient
 from kernelstate.testing.plugin import ServeProcess, start_serve_process
 
@@ -179,8 +180,18 @@ def test_logout_ends_every_copy_of_the_login(server: ServeProcess) -> None:
     assert get(server, "/who", copied).status_code == 200
     form = client.get("/logout")
     assert form.status_code == 200 and "signed in as bob" in form.text
-    out = client.post("/logout", data={"_xsrf": xsrf_of(form.text)})
-    assert out.status_code == 302 and out.headers["Location"].startswith("/login")
+
+    async def main() -> tuple[int | None, str | None]:
+        tab = await _page(server, copied)
+        await tab.connect()
+        await tab.wait_for(lambda: "Hello bob" in tab.text())
+        out = await asyncio.get_running_loop().run_in_executor(
+            None, lambda: client.post("/logout", data={"_xsrf": xsrf_of(form.text)}))
+        assert out.status_code == 302 and out.headers["Location"].startswith("/login")
+        return await tab.wait_closed()   # the open WebSocket of that login ends too
+
+    code, reason = asyncio.run(main())
+    assert code == CloseCode.SIGNED_OUT and "signed out" in (reason or "")
     assert_sent_to_login(get(server, "/who", copied), "/who")
     assert client.post("/logout", data={}).status_code == 403   # logout is XSRF-protected too
     client.close()
