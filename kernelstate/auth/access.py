@@ -108,6 +108,17 @@ async def authorize_allows(callback: AuthorizeCallback | None, user_info: Mappin
     return result is True
 
 
+def page_path(request_path: str, prefix: str = "") -> str:
+    """The page a request path belongs to: ``/app`` for ``/app`` and for its WebSocket ``/app/ws``.
+
+    The authorize callback gets this, so one rule covers a page and its WebSocket.
+    """
+    if not request_path.endswith("/ws"):
+        return request_path
+    page = request_path[: -len("/ws")]
+    return page + "/" if page == prefix.rstrip("/") else page
+
+
 def safe_next(next_url: str | None, prefix: str) -> str:
     """``next_url`` if it is a path on this site, else the server's root: never another host."""
     root = prefix + "/"

@@ -36,7 +36,7 @@ from tornado import web
 from tornado.websocket import WebSocketHandler
 
 from .._version import __version__
-from ..auth.access import authorize_allows
+from ..auth.access import authorize_allows, page_path
 from ..auth.pages import forbidden_page
 from ..endpoint import CloseCode
 from ..errors import AppLoadError
@@ -263,7 +263,7 @@ class AppWebSocketHandler(_RelayWebSocket, WebSocketMixin, SessionSocket, Jupyte
     @ws_authenticated
     async def get(self, api_path: str) -> None:
         await self._authorize()
-        if not await authorize_allows(None, jupyter_user_info(self.current_user), self.request.path):
+        if not await authorize_allows(None, jupyter_user_info(self.current_user), page_path(self.request.path)):
             log.warning("ks.config.authorize_callback refused an app WebSocket for %s", self.request.path[:200])
             raise web.HTTPError(403, "ks.config.authorize_callback refused this WebSocket", reason="Forbidden")
         self.verify_token(self.ks.signer)

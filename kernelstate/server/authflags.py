@@ -56,8 +56,8 @@ def add_auth_arguments(parser: argparse.ArgumentParser) -> None:
            "7 days); {prefix}/logout ends it at once, for every copy of the cookie")
     a("--authorize", metavar="MODULE:FUNCTION", default=None,
       help="who may see what: FUNCTION(user_info, path) -> bool is called before every page, WebSocket and "
-           "reconnect of a signed-in user (MODULE is a module name or a .py file); False answers 403. Also "
-           "ks.config.authorize_callback")
+           "reconnect of a signed-in user, with the page's path (/app, also for its WebSocket /app/ws); MODULE is "
+           "a module name or a .py file; anything but True answers 403. Also ks.config.authorize_callback")
     a("--ssl-certfile", metavar="FILE", default=None, help="serve HTTPS with this certificate (PEM, with its chain); "
       "cookies are then Secure and pages use wss:// WebSockets")
     a("--ssl-keyfile", metavar="FILE", default=None, help="the private key of --ssl-certfile (PEM; keep it owner-only)")

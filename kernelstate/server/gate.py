@@ -9,7 +9,8 @@
 - signed in: ``current_user`` is set (a WebSocket is closed with
   ``CloseCode.SIGNED_OUT`` when its login ends); where the route asks (pages,
   WebSockets, the index, static dirs; not BokehJS's library files) the
-  authorize callback runs with the request path, and a refusal is a 403 page
+  authorize callback runs with the page's path (``/app`` for ``/app`` and
+  for its WebSocket ``/app/ws``), and a refusal is a 403 page
   naming the user and how to sign out (a bare 403 for a WebSocket).
 
 Open routes (``/liveness``, the login and logout pages, ``/ks-static/``) are
@@ -23,7 +24,7 @@ from typing import Any
 from tornado import web
 from tornado.websocket import WebSocketHandler
 
-from ..auth.access import Auth
+from ..auth.access import Auth, page_path
 from ..auth.identity import User
 from ..auth.pages import forbidden_page
 from ..web.tokens import Signer
@@ -46,7 +47,8 @@ class AuthGate(web.RequestHandler):
         user = self.current_user = login.user
         if isinstance(self, WebSocketHandler):
             self.gate_auth.track(login, self)   # closed when this login is revoked (logout)
-        if self.gate_authorize and not await self.gate_auth.authorized(user, self.request.path):
+        path = page_path(self.request.path, self.gate_auth.prefix)
+        if self.gate_authorize and not await self.gate_auth.authorized(user, path):
             self._forbidden(user)
             return
         result: Any = super().prepare()

@@ -24,6 +24,13 @@ def test_next_is_a_path_on_this_site(given: str | None, expected: str) -> None:
     assert safe_next(given, "/dash") == (expected if expected != "/" else "/dash/")
 
 
+def test_the_authorize_callback_gets_the_page_path_for_a_websocket() -> None:
+    from kernelstate.auth.access import page_path
+
+    assert [page_path(p) for p in ("/app", "/app/ws", "/ws", "/a/ws/b")] == ["/app", "/app", "/", "/a/ws/b"]
+    assert page_path("/dash/ws", "/dash") == "/dash/" and page_path("/dash/app/ws", "/dash") == "/dash/app"
+
+
 def test_tokens_bound_to_a_user_verify_only_for_that_user() -> None:
     signer = Signer.create("k")
     sid = signer.new_session_id()
