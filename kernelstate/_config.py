@@ -94,6 +94,12 @@ def _handler(value: Any) -> Any:
     return value
 
 
+def _authorize(value: Any) -> Any:
+    if value is not None and not callable(value):
+        raise ConfigError(f"authorize_callback must be a function (user_info, path) -> bool, or None; got {value!r}")
+    return value
+
+
 def _resize_pool(nthreads: Any) -> None:
     from .threads import thread_pool
 
@@ -155,6 +161,8 @@ OPTIONS: dict[str, Option] = {
                                      "bound of a value shared through the store (as_cached(shared=True), publish)", process_only=True),
     "dask_scheduler": Option(None, _dask_address, "the Dask scheduler address for ks.state.execute(fn, schedule='dask')",
                              process_only=True),
+    "authorize_callback": Option(None, _authorize, "called as fn(user_info, path) -> bool before a signed-in user's "
+                                 "page or WebSocket (servers with a login); False answers 403", process_only=True),
 }
 
 _WHERE = ("set it for the process instead: a kernelstate serve flag or ks.serve keyword where there is one, "

@@ -1,4 +1,4 @@
-"""The ``kernelstate`` command line: ``kernelstate serve APP...``, ``kernelstate export NOTEBOOK``."""
+"""The ``kernelstate`` command line: ``kernelstate serve APP...``, ``kernelstate export NOTEBOOK``, ``kernelstate hash-password``."""
 from __future__ import annotations
 
 import argparse
@@ -33,6 +33,11 @@ def build_parser() -> argparse.ArgumentParser:
         "export", help="render a notebook as one HTML page that opens offline",
         description="Render NOTEBOOK with nbconvert, each kernelstate output embedded with inline BokehJS "
                     "(plots included); Python callbacks do not run in the page."))
+    sub.add_parser(
+        "hash-password", help="hash a password for a --basic-auth file (reads it from standard input)",
+        description="Read one password from standard input (typed at a prompt on a terminal, else its first "
+                    "line) and print its argon2 hash. Add the hash to the --basic-auth file as USER:HASH.",
+    )
     return parser
 
 
@@ -50,10 +55,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .export import run
 
         return run(ns)
+    if ns.command == "hash-password":
+        return _hash_password()
     if ns.command != "serve":
         parser.print_help()
         return 2
     return _serve(ns)
+
+
+def _hash_password() -> int:
+    import getpass
+
+    from .auth.passwords import hash_password
+
+    if sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            print("kernelstate hash-password: error: the passwords differ; nothing printed", file=sys.stderr)
+            return 1
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        print("kernelstate hash-password: error: empty password; give one on standard input", file=sys.stderr)
+        return 1
+    print(hash_password(password))
+    return 0
 
 
 def _serve(ns: argparse.Namespace) -> int:
@@ -100,6 +126,9 @@ def _serve(ns: argparse.Namespace) -> int:
 
     try:
         asyncio.run(run())
+    except ConfigError as exc:
+        print(f"kernelstate serve: error: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         where = f"Unix socket {ns.unix_socket}" if ns.unix_socket else f"{ns.address}:{ns.port}"
         print(f"kernelstate serve: cannot listen on {where}: {exc}", file=sys.stderr)

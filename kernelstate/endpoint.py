@@ -55,6 +55,7 @@ class CloseCode:
     MALFORMED = 4001        # the client sent something that is not a valid Bokeh protocol message
     FORBIDDEN = 4003        # a message type the client may not send
     TOKEN_EXPIRED = 4401    # the page's token expired before it connected
+    SIGNED_OUT = 4411       # the login the connection was opened under ended (logout); sign in again
     SESSION_EXPIRED = 4404  # the session was destroyed (idle too long); reload for a new one
     SERVER_STOPPING = 4503  # the server is shutting down
     KERNEL_DIED = 4510      # the kernel hosting the Document died

@@ -17,6 +17,10 @@ connection to the HTTPServer's public ``handle_stream``:
   has further connections closed at once, so one client cannot take every
   descriptor.
 
+With ``--ssl-certfile`` the accepted socket is wrapped for TLS and its
+handshake runs in the stream (:class:`CountedSSLStream`), as Tornado's own
+accept loop does.
+
 Timeouts (:func:`http_server`): a request's headers, a WebSocket upgrade's
 included, must arrive within ``idle_connection_timeout_s`` of the connection
 opening or of the previous response (a half-open or idle connection is
@@ -32,16 +36,18 @@ import logging
 import math
 import os
 import socket
+import ssl
 import time
 from collections import Counter
 from typing import Any
 
 from tornado.httpserver import HTTPServer
 from tornado.ioloop import IOLoop
-from tornado.iostream import IOStream
-from tornado.netutil import bind_sockets, bind_unix_socket
+from tornado.iostream import IOStream, SSLIOStream
+from tornado.netutil import bind_sockets, bind_unix_socket, ssl_wrap_socket
 from tornado.web import Application
 
+from ..errors import ConfigError
 from ..web.limits import client_key
 
 try:
@@ -59,9 +65,17 @@ MAX_BODY_BYTES = 1024 * 1024
 
 
 def http_server(app: Application, options: ServeOptions) -> HTTPServer:
-    """The HTTPServer for ``app`` with the timeouts and body limit of ``options``."""
+    """The HTTPServer for ``app`` with the timeouts, body limit and TLS certificate of ``options``."""
+    ssl_options = None
+    if options.ssl_certfile and options.ssl_keyfile:
+        ssl_options = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            ssl_options.load_cert_chain(options.ssl_certfile, options.ssl_keyfile)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"cannot use --ssl-certfile {options.ssl_certfile!r} with --ssl-keyfile "
+                              f"{options.ssl_keyfile!r}: {exc}") from None
     return HTTPServer(app, xheaders=options.use_xheaders, idle_connection_timeout=options.idle_connection_timeout_s,
-                      body_timeout=options.body_timeout_s, max_body_size=MAX_BODY_BYTES)
+                      body_timeout=options.body_timeout_s, max_body_size=MAX_BODY_BYTES, ssl_options=ssl_options)
 
 
 def bind(options: ServeOptions) -> list[socket.socket]:
@@ -102,6 +116,22 @@ class RateLimitedLog:
 
 class CountedStream(IOStream):
     """An IOStream that reports when its socket is closed (HTTP or, after an upgrade, WebSocket)."""
+
+    def __init__(self, sock: socket.socket, on_closed: Any, **kwargs: Any) -> None:
+        self._on_closed = on_closed
+        super().__init__(sock, **kwargs)
+
+    def close_fd(self) -> None:
+        try:
+            super().close_fd()
+        finally:
+            callback, self._on_closed = self._on_closed, None
+            if callback is not None:
+                callback()
+
+
+class CountedSSLStream(SSLIOStream):
+    """:class:`CountedStream` for a TLS connection (``--ssl-certfile``)."""
 
     def __init__(self, sock: socket.socket, on_closed: Any, **kwargs: Any) -> None:
         self._on_closed = on_closed
@@ -203,9 +233,13 @@ class Listener:
                 return
             self.open_by_client[client] += 1
         try:
-            stream = CountedStream(connection, functools.partial(self._closed, client),
-                                   max_buffer_size=self.http.max_buffer_size,
-                                   read_chunk_size=self.http.read_chunk_size)
+            counted: type[IOStream] = CountedStream
+            if self.http.ssl_options is not None:   # the TLS handshake runs in the stream, off the accept loop
+                connection = ssl_wrap_socket(connection, self.http.ssl_options, server_side=True,
+                                             do_handshake_on_connect=False)
+                counted = CountedSSLStream
+            stream = counted(connection, functools.partial(self._closed, client),
+                             max_buffer_size=self.http.max_buffer_size, read_chunk_size=self.http.read_chunk_size)
         except Exception:
             self._closed(client)
             connection.close()

@@ -74,7 +74,7 @@ class Rules:
 
 KERNELSTATE_RULES = Rules(
     package="kernelstate",
-    edge=("web", "server", "jupyter", "testing", "cli"),
+    edge=("web", "server", "jupyter", "testing", "cli", "auth"),
     banned_internal=("jupyter",),
     banned_external=("jupyter_server", "ipykernel", "IPython", "tornado.web"),
 )
