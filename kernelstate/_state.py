@@ -65,7 +65,18 @@ class State:
 
     @property
     def user(self) -> str | None:
+        """The signed-in user's name (None without a login)."""
         return current_session().request.user
+
+    @property
+    def user_info(self) -> Mapping[str, Any]:
+        """The signed-in user's claims (OIDC claims; ``name`` for a password login; Jupyter's identity)."""
+        return current_session().request.user_info
+
+    @property
+    def access_token(self) -> str | None:
+        """The OAuth access token of the signed-in user (None for password and Jupyter logins)."""
+        return current_session().request.access_token
 
     @property
     def request(self) -> RecordedRequest:

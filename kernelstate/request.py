@@ -6,7 +6,8 @@ it is recorded in :attr:`RecordedRequest.reads` as ``(kind, name)``:
 
 - ``("args" | "headers" | "cookies", name)`` for one value, ``(kind, None)``
   when the whole mapping was iterated, counted or printed;
-- ``("path", None)``, ``("url", None)``, ``("remote_ip", None)``, ``("user", None)``;
+- ``("path", None)``, ``("url", None)``, ``("remote_ip", None)``, ``("user", None)``,
+  ``("user_info", None)``, ``("access_token", None)``;
 - ``("request", None)`` when the whole record was taken (:meth:`RecordedRequest.snapshot`).
 
 The reuse cache (:mod:`kernelstate.reuse`) uses the reads to decide whether a
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 Read = tuple[str, str | None]
@@ -37,12 +39,15 @@ class RequestInfo:
     url: str = ""
     user: str | None = None
     remote_ip: str | None = None
+    user_info: Mapping[str, Any] = field(default_factory=dict)   # the login's claims
+    access_token: str | None = None                             # an OAuth login's access token
 
     def to_json(self) -> dict[str, Any]:
         return {
             "args": {k: [v.decode("utf-8", "replace") for v in vs] for k, vs in self.args.items()},
             "headers": dict(self.headers), "cookies": dict(self.cookies),
             "path": self.path, "url": self.url, "user": self.user, "remote_ip": self.remote_ip,
+            "user_info": dict(self.user_info), "access_token": self.access_token,
         }
 
     @classmethod
@@ -51,7 +56,8 @@ class RequestInfo:
             args={k: [v.encode() for v in vs] for k, vs in data.get("args", {}).items()},
             headers=dict(data.get("headers", {})), cookies=dict(data.get("cookies", {})),
             path=data.get("path", ""), url=data.get("url", ""), user=data.get("user"),
-            remote_ip=data.get("remote_ip"),
+            remote_ip=data.get("remote_ip"), user_info=dict(data.get("user_info") or {}),
+            access_token=data.get("access_token"),
         )
 
 
@@ -145,6 +151,17 @@ class RecordedRequest:
     def user(self) -> str | None:
         self.__reads.add(("user", None))
         return self.__info.user
+
+    @property
+    def user_info(self) -> Mapping[str, Any]:
+        """The signed-in user's claims (a read-only view; empty without a login)."""
+        self.__reads.add(("user_info", None))
+        return MappingProxyType(dict(self.__info.user_info))
+
+    @property
+    def access_token(self) -> str | None:
+        self.__reads.add(("access_token", None))
+        return self.__info.access_token
 
     @property
     def remote_ip(self) -> str | None:

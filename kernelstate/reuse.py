@@ -18,7 +18,9 @@ Safety:
   read, and the page is not cached. ``user``, ``request.url``,
   ``request.remote_ip`` and the whole record (``request.snapshot()``) cannot
   be probed: a key function covers them only by declaring them, e.g.
-  ``key_func.depends = {"user"}``;
+  ``key_func.depends = {"user"}``. Behind a login the key includes the
+  signed-in user, so pages are cached per user and reads of ``user`` and
+  ``user_info`` are covered;
   reads count wherever they happen during the first render, also in
   ``on_session_created`` hooks; a hook that only needs to look (auditing,
   logging) reads ``session.request.audit()``, which is not recorded;
@@ -50,12 +52,20 @@ def default_session_key(request: HTTPServerRequest) -> Hashable:
 
 
 @dataclass(frozen=True)
+class UserKey:
+    """The signed-in user's part of a reuse key."""
+
+    name: str
+
+
+@dataclass(frozen=True)
 class CachedPage:
     html: str            # with page.TOKEN_PLACEHOLDER where the token goes
     spec: PageSpec
 
 
-DECLARED_ONLY = frozenset({"user", "request", "url", "remote_ip"})  # cannot be probed: a key declares them
+DECLARED_ONLY = frozenset({"user", "user_info", "access_token", "request", "url", "remote_ip"})  # cannot be probed
+USER_READS = frozenset({"user", "user_info"})  # covered when the key includes the signed-in user
 
 
 def _label(kind: str, name: str | None) -> str:
@@ -176,8 +186,12 @@ class ReuseCache:
     def __len__(self) -> int:
         return len(self._pages)
 
-    def key(self, route: str, key_func: Callable[[Any], Hashable] | None, request: HTTPServerRequest) -> Hashable | None:
-        """The cache key, or None when the key function failed (render uncached)."""
+    def key(self, route: str, key_func: Callable[[Any], Hashable] | None, request: HTTPServerRequest,
+            user: str | None = None) -> Hashable | None:
+        """The cache key, or None when the key function failed (render uncached).
+
+        Behind a login the signed-in ``user`` is part of the key: pages are cached per user.
+        """
         func = key_func or default_session_key
         try:
             key = func(request)
@@ -185,7 +199,7 @@ class ReuseCache:
         except Exception:
             self._warn_once(route, "key", "session_key_func raised for %s; serving an uncached page (logged once per app)", route, exc_info=True)
             return None
-        return (route, key)
+        return (route, key) if user is None else (route, key, UserKey(user))
 
     def get(self, key: Hashable) -> CachedPage | None:
         with self._lock:
@@ -201,6 +215,8 @@ class ReuseCache:
                  request: HTTPServerRequest, reads: set[tuple[str, str | None]], page: CachedPage) -> bool:
         """Cache ``page`` under ``key`` unless the render read a value the key ignores."""
         func = key_func or default_session_key
+        if isinstance(key, tuple) and isinstance(key[-1], UserKey):
+            reads = {r for r in reads if r[0] not in USER_READS}
         try:
             missing = _uncovered(reads, func, request) if reads else []
         except Exception:

@@ -13,6 +13,7 @@ Invariants:
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from dataclasses import dataclass
@@ -118,7 +119,18 @@ def app_request_info(handler: Any) -> RequestInfo:
     url = f"{request.protocol}://{request.host}{request.path}" + (f"?{query}" if query else "")
     user = getattr(handler.current_user, "username", None)
     return RequestInfo(args=args, headers=headers, cookies=cookies, path=request.path, url=url,
-                       user=user, remote_ip=request.remote_ip)
+                       user=user, remote_ip=request.remote_ip, user_info=jupyter_user_info(handler.current_user))
+
+
+def jupyter_user_info(user: Any) -> dict[str, Any]:
+    """``ks.state.user_info`` in Jupyter: the identity's fields (``username``, ``name``, ``display_name``, ...)."""
+    if user is None:
+        return {}
+    if dataclasses.is_dataclass(user) and not isinstance(user, type):
+        info = dataclasses.asdict(user)
+    else:
+        info = {"username": getattr(user, "username", None) or str(user)}
+    return {k: v for k, v in info.items() if isinstance(v, (str, int, float, bool)) or v is None}
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,10 @@ Both hosts answer an app's page through :meth:`PageService.page_for`:
   too large to keep pending (:mod:`kernelstate.web.pending`) gets a session
   rendered for it instead, which the session limits count.
 
-A page never carries a session's request values: only its signed token.
+A page never carries a session's request values: only its signed token,
+bound to the signed-in user (``RequestInfo.user``) when the host asks for
+it (``bind_user``); the reuse key includes the user, so one user's page is
+never another's.
 Failures become pages too (:func:`busy_page`, :func:`app_failed_page`).
 """
 from __future__ import annotations
@@ -40,7 +43,7 @@ class PageService:
 
     def __init__(self, manager: SessionManager, signer: Signer, reuse: ReuseCache, *,
                  token_expiration_s: float, reuse_mode: Callable[[], ReuseMode],
-                 default_key_func: Callable[[], KeyFunc | None]) -> None:
+                 default_key_func: Callable[[], KeyFunc | None], bind_user: bool = False) -> None:
         self.manager = manager
         self.signer = signer
         self.reuse = reuse
@@ -48,6 +51,7 @@ class PageService:
         self._reuse_mode = reuse_mode
         self._default_key_func = default_key_func
         self.key_funcs: dict[str, KeyFunc] = {}   # learned from apps that set their own
+        self.bind_user = bind_user   # tokens carry the signed-in user (the host's sockets check it)
 
     def key_func_for(self, app: AppSpec) -> KeyFunc | None:
         return self.key_funcs.get(app.route) or self._default_key_func()
@@ -56,17 +60,19 @@ class PageService:
                        options: PageOptions) -> str:
         """The HTML for one page request; raises SessionLimitError or AppLoadError."""
         expiration = self.token_expiration_s
+        user = info.user
+        bound = user if self.bind_user else None
         reuse = self._reuse_mode()
         key = None
         if reuse:
-            key = self.reuse.key(app.route, self.key_func_for(app), request)
+            key = self.reuse.key(app.route, self.key_func_for(app), request, user=user)
             cached = self.reuse.get(key) if key is not None else None
             if cached is not None and reuse == "verify":
                 return await self._verified(app, info, cached, key, options)
             if cached is not None:
                 session_id = self.signer.new_session_id()
                 if self.manager.add_pending(session_id, app, info, expiration):
-                    return cached.html.replace(TOKEN_PLACEHOLDER, self.signer.token(session_id, expiration))
+                    return cached.html.replace(TOKEN_PLACEHOLDER, self.signer.token(session_id, expiration, bound))
         session_id = self.signer.new_session_id()
         entry = await self.manager.create(app, info, session_id, token_ttl_s=expiration)
         html = render_page(entry.host.page, TOKEN_PLACEHOLDER, options)
@@ -75,11 +81,11 @@ class PageService:
             key_func = learned or self.key_func_for(app)
             if learned is not None:
                 self.key_funcs[app.route] = learned
-                key = self.reuse.key(app.route, learned, request)
+                key = self.reuse.key(app.route, learned, request, user=user)
             if key is not None:
                 self.reuse.consider(key, app.route, key_func, request, set(entry.host.request_reads),
                                     CachedPage(html, entry.host.page))
-        return html.replace(TOKEN_PLACEHOLDER, self.signer.token(session_id, expiration))
+        return html.replace(TOKEN_PLACEHOLDER, self.signer.token(session_id, expiration, bound))
 
     async def _verified(self, app: AppSpec, info: RequestInfo, cached: CachedPage, key: Hashable,
                         options: PageOptions) -> str:
@@ -91,7 +97,8 @@ class PageService:
         """
         session_id = self.signer.new_session_id()
         entry = await self.manager.create(app, info, session_id, token_ttl_s=self.token_expiration_s)
-        token = self.signer.token(session_id, self.token_expiration_s)
+        token = self.signer.token(session_id, self.token_expiration_s,
+                                 info.user if self.bind_user else None)
         if self.reuse.compare(app.route, cached.spec, entry.host.page):
             self.reuse.discard(key)
             return render_page(entry.host.page, token, options)

@@ -34,7 +34,8 @@ MAX_COUNT = 10_000
 
 def request_bytes(info: RequestInfo) -> int:
     """About how much memory keeping ``info`` costs."""
-    size = ENTRY_OVERHEAD + sum(len(s or "") for s in (info.path, info.url, info.user, info.remote_ip))
+    size = ENTRY_OVERHEAD + sum(len(s or "") for s in (info.path, info.url, info.user, info.remote_ip,
+                                                   info.access_token)) + len(repr(info.user_info))
     for mapping in (info.headers, info.cookies):
         size += sum(len(k) + len(v) + ITEM_OVERHEAD for k, v in mapping.items())
     for name, values in info.args.items():

@@ -55,11 +55,12 @@ class SessionSocket(BokehSocket):
     token_expired = False
     _sessions: SessionManager | None = None
 
-    def verify_token(self, signer: Signer) -> None:
-        """Set ``session_id`` and ``token_expired`` from the subprotocol token; 403 if it is forged."""
+    def verify_token(self, signer: Signer, user: str | None = None) -> None:
+        """Set ``session_id`` and ``token_expired`` from the subprotocol token; 403 if it is forged
+        or (behind a login) was issued to another ``user`` than the connection's."""
         token = self.bokeh_token()
         try:
-            self.session_id, self.token_expired = signer.verify(token)
+            self.session_id, self.token_expired = signer.verify(token, user=user)
         except TokenError as exc:
             log.warning("refused WebSocket for %s: %s", self.request.path[:200], exc.reason)
             raise web.HTTPError(403, "invalid token: %s", exc.reason, reason="Invalid token") from None

@@ -5,6 +5,10 @@ key, or ``KERNELSTATE_SECRET_KEY`` so several processes can share one. The
 token carries only the session id and its expiry: request values stay on
 the server, so nothing secret (HttpOnly cookies, auth headers) ever reaches
 the page. The signature is checked before anything in the token is decoded.
+
+Behind a login, a token is bound to the user it was issued to: it carries a
+digest of the user name, and :meth:`Signer.verify` refuses it for anyone else
+(a page's token is useless with another user's cookie).
 """
 from __future__ import annotations
 
@@ -65,17 +69,25 @@ class Signer:
         raw, sep, sig = session_id.partition(".")
         return bool(sep) and _same(self._sig(raw), sig)
 
-    def token(self, session_id: str, expiration_s: float) -> str:
+    def user_tag(self, user: str) -> str:
+        """What a token carries of its user: a keyed digest, so the page does not spell out the name."""
+        return self._sig("user:" + user)[:22]
+
+    def token(self, session_id: str, expiration_s: float, user: str | None = None) -> str:
         # Same layout as Bokeh's tokens (expiry in UNIX seconds), so bokeh.client can connect too.
-        payload = {"session_id": session_id, "session_expiry": time.time() + expiration_s}
+        payload: dict[str, object] = {"session_id": session_id, "session_expiry": time.time() + expiration_s}
+        if user is not None:
+            payload["ks_user"] = self.user_tag(user)
         body = _b64(json.dumps(payload, separators=(",", ":")).encode("utf-8"))
         return f"{body}.{self._sig(body)}"
 
-    def verify(self, token: str, max_len: int = 4096) -> tuple[str, bool]:
+    def verify(self, token: str, max_len: int = 4096, user: str | None = None) -> tuple[str, bool]:
         """Return ``(session_id, expired)`` or raise TokenError.
 
         The token's own signature is checked before its payload is decoded,
-        and the session id inside must carry a valid signature too.
+        and the session id inside must carry a valid signature too. A token
+        issued to a user verifies only for that ``user``, one issued to nobody
+        only for nobody.
         """
         if not token or len(token) > max_len:
             raise TokenError("missing or oversized token")
@@ -86,9 +98,12 @@ class Signer:
             payload = json.loads(_unb64(body))
             session_id = payload["session_id"]
             expiry = payload["session_expiry"]
+            bound = payload.get("ks_user")
         except (ValueError, KeyError, TypeError, binascii.Error):
             raise TokenError("malformed token payload") from None
         if not isinstance(session_id, str) or not self.check_session_id(session_id):
             raise TokenError("invalid session id signature")
+        if bound != (self.user_tag(user) if user is not None else None):
+            raise TokenError("token issued to another user")
         expired = not isinstance(expiry, (int, float)) or time.time() >= expiry
         return session_id, expired
