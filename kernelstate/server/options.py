@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from ..auth.oauth_options import OAuthOptions, add_oauth_arguments
 from ..errors import ConfigError
 from ..limits import MessageLimits
 
@@ -71,6 +72,7 @@ class ServeOptions:
     unix_socket: str | None = None
     frame_ancestors: tuple[str, ...] = ("'self'",)
     referrer_policy: str = "same-origin"
+    oauth: OAuthOptions | None = None  # a dict of its fields accepted
 
     def __post_init__(self) -> None:
         if not isinstance(self.port, int) or not 0 <= self.port <= 65535:
@@ -115,6 +117,7 @@ class ServeOptions:
         if self.referrer_policy not in REFERRER_POLICIES:
             raise ConfigError(f"referrer_policy must be one of {', '.join(REFERRER_POLICIES)}; got {self.referrer_policy!r}")
         object.__setattr__(self, "message_limits", MessageLimits.coerce(self.message_limits))
+        object.__setattr__(self, "oauth", OAuthOptions.coerce(self.oauth))
         object.__setattr__(self, "allow_host", tuple(self.allow_host))
         # Imported here: hosts.py needs tornado, which the CLI's argument parser does not load.
         from .hosts import HostAllowlist
@@ -171,6 +174,7 @@ class ServeOptions:
             message_limits=MessageLimits.parse(ns.message_limit or ()),
             unix_socket=ns.unix_socket,
             frame_ancestors=tuple(ns.frame_ancestors or ("'self'",)), referrer_policy=ns.referrer_policy,
+            oauth=OAuthOptions.from_argv(ns),
         )
 
 
@@ -252,3 +256,4 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     a("--referrer-policy", default=d.referrer_policy, choices=REFERRER_POLICIES, help="the Referrer-Policy pages are sent with (default same-origin)")
     a("--unix-socket", default=None, metavar="PATH", help="listen on this Unix socket instead of a TCP port (e.g. behind jupyter-server-proxy); "
       "the proxy must send Host: localhost, 127.0.0.1 or [::1] (any port), or a name given with --allow-host")
+    add_oauth_arguments(parser)
