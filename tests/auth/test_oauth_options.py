@@ -1,0 +1,58 @@
+"""The ``--oauth-*`` flags: a secret is never taken from the command line, and a secret file must be owner-only."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kernelstate.auth.oauth_options import SECRET_ENV, OAuthOptions
+from kernelstate.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("flag", ["--oauth-client-secret", "--oauth-secret"])
+def test_a_secret_flag_is_refused(flag: str) -> None:
+    result = subprocess.run([sys.executable, "-m", "kernelstate.cli", "serve", "app.py", "--oauth-provider", "github",
+                             "--oauth-client-id", "x", flag, "hunter2"], capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 2
+    assert "secrets never come from the command line" in result.stderr and SECRET_ENV in result.stderr
+
+
+def test_the_secret_file_must_be_owner_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(SECRET_ENV, raising=False)
+    secret = tmp_path / "secret"
+    secret.write_text("from-the-file\n")
+    secret.chmod(0o640)
+    with pytest.raises(ConfigError, match=r"readable by others \(mode 0640\): chmod 600"):
+        OAuthOptions("github", client_id="x", client_secret_file=str(secret))
+    secret.chmod(0o600)
+    assert OAuthOptions("github", client_id="x", client_secret_file=str(secret)).client_secret() == "from-the-file"
+    with pytest.raises(ConfigError, match="cannot be read"):
+        OAuthOptions("github", client_id="x", client_secret_file=str(tmp_path / "missing"))
+
+
+def test_the_secret_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(SECRET_ENV, raising=False)
+    options = OAuthOptions("generic", issuer="https://op.example", client_id="x")
+    with pytest.raises(ConfigError, match=f"set {SECRET_ENV} or give --oauth-client-secret-file"):
+        options.client_secret()
+    monkeypatch.setenv(SECRET_ENV, "from-the-env")
+    assert options.client_secret() == "from-the-env"
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"provider": "google"}, "must be one of generic, github, jupyterhub"),
+    ({"provider": "generic", "client_id": "x"}, "needs --oauth-issuer"),
+    ({"provider": "github"}, "needs --oauth-client-id"),
+    ({"provider": "github", "client_id": "x", "issuer": "https://op.example"}, "is for --oauth-provider generic"),
+    ({"provider": "generic", "issuer": "https://op.example", "client_id": "x", "token_url": "https://t"},
+     "--oauth-token-url is for --oauth-provider github only"),
+])
+def test_invalid_combinations_say_what_to_do(kwargs: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        OAuthOptions(**kwargs)  # type: ignore[arg-type]
