@@ -1,4 +1,4 @@
-"""The ``kernelstate`` command line: ``kernelstate serve APP...``."""
+"""The ``kernelstate`` command line: ``kernelstate serve APP...`` and ``kernelstate hash-password``."""
 from __future__ import annotations
 
 import argparse
@@ -27,6 +27,11 @@ def build_parser() -> argparse.ArgumentParser:
                     "Every browser tab gets its own session and Bokeh Document.",
     )
     add_serve_arguments(serve)
+    sub.add_parser(
+        "hash-password", help="hash a password for a --basic-auth file (reads it from standard input)",
+        description="Read one password from standard input (typed at a prompt on a terminal, else its first "
+                    "line) and print its argon2 hash. Add the hash to the --basic-auth file as USER:HASH.",
+    )
     return parser
 
 
@@ -40,10 +45,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         parser.error(str(exc))
     ns = parser.parse_args(args)
+    if ns.command == "hash-password":
+        return _hash_password()
     if ns.command != "serve":
         parser.print_help()
         return 2
     return _serve(ns)
+
+
+def _hash_password() -> int:
+    import getpass
+
+    from .auth.passwords import hash_password
+
+    if sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            print("kernelstate hash-password: error: the passwords differ; nothing printed", file=sys.stderr)
+            return 1
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        print("kernelstate hash-password: error: empty password; give one on standard input", file=sys.stderr)
+        return 1
+    print(hash_password(password))
+    return 0
 
 
 def _serve(ns: argparse.Namespace) -> int:
@@ -90,6 +116,9 @@ def _serve(ns: argparse.Namespace) -> int:
 
     try:
         asyncio.run(run())
+    except ConfigError as exc:
+        print(f"kernelstate serve: error: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         where = f"Unix socket {ns.unix_socket}" if ns.unix_socket else f"{ns.address}:{ns.port}"
         print(f"kernelstate serve: cannot listen on {where}: {exc}", file=sys.stderr)

@@ -5,3 +5,5 @@
 - :mod:`.provider`: the :class:`LoginProvider` protocol every way of logging in implements;
 - :mod:`.access`: the :class:`Auth` a server holds (current user, authorize callback).
 """
+
+DEFAULT_COOKIE_EXPIRY_S = 7 * 24 * 3600.0   # how long a login lasts unless --auth-cookie-expiry says otherwise

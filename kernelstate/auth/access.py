@@ -43,10 +43,11 @@ class Auth:
         """The provider's login/logout/callback routes."""
         return self.provider.handlers(self.prefix)
 
-    def settings(self, key: bytes) -> dict[str, Any]:
+    def settings(self, key: bytes, *, tls: bool = False) -> dict[str, Any]:
         """Tornado application settings: the cookie secret (derived from the server's key) and XSRF cookie flags."""
         return {"cookie_secret": cookie_secret(key), "kernelstate_prefix": self.prefix,
-                "xsrf_cookie_kwargs": {"httponly": True, "samesite": "Strict", "path": self.prefix + "/"}}
+                "xsrf_cookie_kwargs": {"httponly": True, "samesite": "Strict", "path": self.prefix + "/",
+                                       "secure": tls}}
 
     def login_url(self, next_url: str) -> str:
         return self.provider.login_url(self.prefix, safe_next(next_url, self.prefix))

@@ -34,8 +34,10 @@ from tornado import web
 
 from ..errors import KernelstateError
 from ..web.page import render_message
+from . import DEFAULT_COOKIE_EXPIRY_S
 from .identity import User
-from .logins import Login, LoginRecords, clear_login_cookie, login_id_of, set_login_cookie
+from .logins import Login, LoginRecords, set_login_cookie
+from .logout import LogoutHandler
 from .provider import Route
 
 log = logging.getLogger(__name__)
@@ -101,9 +103,10 @@ class CodeFlow:
     name = "oauth"
     pkce = True
 
-    def __init__(self, client: Client, logins: LoginRecords) -> None:
+    def __init__(self, client: Client, logins: LoginRecords, expiry_s: float = DEFAULT_COOKIE_EXPIRY_S) -> None:
         self.client = client
         self.logins = logins
+        self.expiry_s = expiry_s
         self._used: OrderedDict[str, float] = OrderedDict()
 
     # -- what a provider supplies ------------------------------------------------------
@@ -201,8 +204,9 @@ class CodeFlow:
     def handlers(self, prefix: str) -> list[Route]:
         p = re.escape(prefix)
         args: dict[str, Any] = {"flow": self, "prefix": prefix}
+        logout = {"provider": self, "logins": self.logins, "prefix": prefix, "expiry_s": self.expiry_s}
         return [(rf"{p}/oauth_login", LoginStartHandler, args), (rf"{p}/oauth_callback", CallbackHandler, args),
-                (rf"{p}/logout", LogoutHandler, args)]
+                (rf"{p}/logout", LogoutHandler, logout)]
 
     def login_url(self, prefix: str, next_url: str) -> str:
         return f"{prefix}/oauth_login?" + urlencode({"next": next_url})
@@ -285,21 +289,3 @@ class CallbackHandler(_FlowHandler):
         log.info("%s: %s logged in", self.flow.name, user.name)
         self.set_header("Cache-Control", "no-store")
         self.redirect(pending.next_url)
-
-
-class LogoutHandler(_FlowHandler):
-    """``GET {prefix}/logout``: the login is revoked on the server, then the provider's own logout if it has one."""
-
-    def get(self) -> None:
-        login_id = login_id_of(self, float("inf"))
-        login = self.flow.logins.get(login_id) if login_id else None
-        if login_id:
-            self.flow.logins.revoke(login_id)
-        clear_login_cookie(self)
-        target = self.flow.logout_redirect(login) if login is not None else None
-        self.set_header("Cache-Control", "no-store")
-        if target:
-            self.redirect(target)
-            return
-        self.finish(render_message("Logged out", "You are logged out", [], root_url=self.prefix + "/",
-                                   links=[{"name": "Log in again", "url": self.flow.login_url(self.prefix, self.prefix + "/")}]))

@@ -38,8 +38,9 @@ class GitHubProvider(CodeFlow):
 
     name = "github"
 
-    def __init__(self, client: Client, logins: LoginRecords, endpoints: GitHubEndpoints | None = None) -> None:
-        super().__init__(client, logins)
+    def __init__(self, client: Client, logins: LoginRecords, expiry_s: float,
+                 endpoints: GitHubEndpoints | None = None) -> None:
+        super().__init__(client, logins, expiry_s)
         self.urls = endpoints or GitHubEndpoints()
 
     async def endpoints(self) -> Endpoints:

@@ -39,7 +39,7 @@ class HubProvider(CodeFlow):
 
     name = "jupyterhub"
 
-    def __init__(self, logins: LoginRecords, prefix: str, hub_auth: Any = None) -> None:
+    def __init__(self, logins: LoginRecords, prefix: str, expiry_s: float, hub_auth: Any = None) -> None:
         missing = [name for name in REQUIRED_ENV if not os.environ.get(name)]
         if hub_auth is None and missing:
             raise ConfigError(f"--oauth-provider jupyterhub needs the environment JupyterHub gives its services; "
@@ -51,7 +51,7 @@ class HubProvider(CodeFlow):
             raise ConfigError(f"--prefix {prefix or '/'!r} is not the service's prefix {service_prefix!r} "
                               "(JUPYTERHUB_SERVICE_PREFIX): serve with --prefix " + service_prefix)
         super().__init__(Client(str(self.hub_auth.oauth_client_id), "", "",
-                                redirect_uri=str(self.hub_auth.oauth_redirect_uri)), logins)
+                                redirect_uri=str(self.hub_auth.oauth_redirect_uri)), logins, expiry_s)
 
     async def endpoints(self) -> Endpoints:
         return Endpoints(str(self.hub_auth.oauth_authorization_url), str(self.hub_auth.oauth_token_url))

@@ -19,10 +19,10 @@ from typing import Protocol
 
 from tornado.web import RequestHandler
 
+from . import DEFAULT_COOKIE_EXPIRY_S
 from .identity import User
 
 COOKIE_NAME = "kernelstate-login"
-DEFAULT_COOKIE_EXPIRY_S = 7 * 24 * 3600.0
 
 
 def cookie_secret(key: bytes) -> str:

@@ -100,25 +100,25 @@ class OAuthOptions:
                               "give --oauth-client-secret-file PATH (a file only its owner can read)")
         return secret
 
-    def login_provider(self, logins: LoginRecords, prefix: str) -> LoginProvider:
+    def login_provider(self, logins: LoginRecords, prefix: str, expiry_s: float) -> LoginProvider:
         """The provider these options describe, issuing its logins into ``logins``."""
         from .codeflow import Client
 
         if self.provider == "jupyterhub":
             from .hub import HubProvider
 
-            return HubProvider(logins, prefix)
+            return HubProvider(logins, prefix, expiry_s)
         client = Client(str(self.client_id), self.client_secret(), self.scopes, self.redirect_uri)
         if self.provider == "github":
             from .github import GitHubEndpoints, GitHubProvider
 
             defaults = GitHubEndpoints()
-            return GitHubProvider(client, logins, GitHubEndpoints(self.authorize_url or defaults.authorize,
-                                                                  self.token_url or defaults.token,
-                                                                  self.user_url or defaults.user))
+            urls = GitHubEndpoints(self.authorize_url or defaults.authorize, self.token_url or defaults.token,
+                                   self.user_url or defaults.user)
+            return GitHubProvider(client, logins, expiry_s, urls)
         from .oidc import OIDCProvider
 
-        return OIDCProvider(str(self.issuer), client, logins)
+        return OIDCProvider(str(self.issuer), client, logins, expiry_s)
 
     @classmethod
     def from_argv(cls, ns: argparse.Namespace) -> OAuthOptions | None:

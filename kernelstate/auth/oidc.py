@@ -82,8 +82,8 @@ class OIDCProvider(CodeFlow):
 
     name = "generic"
 
-    def __init__(self, issuer: str, client: Client, logins: LoginRecords) -> None:
-        super().__init__(client, logins)
+    def __init__(self, issuer: str, client: Client, logins: LoginRecords, expiry_s: float) -> None:
+        super().__init__(client, logins, expiry_s)
         self.issuer = issuer
         self._metadata: Metadata | None = None
         self._keys: KeySet | None = None

@@ -16,6 +16,8 @@ from typing import Any, Protocol
 from tornado import web
 from tornado.httputil import HTTPServerRequest
 
+from ..auth.identity import User
+from ..auth.logins import COOKIE_NAME
 from ..errors import AppLoadError
 from ..loading import AppSpec
 from ..session import RequestInfo
@@ -27,6 +29,7 @@ from ..web.socket import SessionSocket
 from ..web.tokens import Signer
 
 log = logging.getLogger(__name__)
+CREDENTIAL_COOKIES = frozenset({COOKIE_NAME, "_xsrf"})
 
 
 class Site(Protocol):
@@ -46,19 +49,27 @@ class Site(Protocol):
     def origins_for(self, request: HTTPServerRequest) -> list[str]:
         """The WebSocket origins allowed for this request (exact matches, see web/origins.py)."""
     def root_url_for(self, path: str) -> str: ...
-    async def page_for(self, app: AppSpec, request: HTTPServerRequest) -> str:
-        """The page of a new session of ``app``; raises SessionLimitError or AppLoadError."""
+    async def page_for(self, app: AppSpec, request: HTTPServerRequest, user: User | None = None) -> str:
+        """The page of a new session of ``app`` for ``user``; raises SessionLimitError or AppLoadError."""
     def index_links(self, root: str) -> list[dict[str, Any]]: ...
     def render_index(self, links: list[dict[str, Any]], root: str) -> str: ...
 
 
-def request_info(request: HTTPServerRequest) -> RequestInfo:
-    """What the app may read about a Tornado request (kept server-side, never in the page)."""
+def request_info(request: HTTPServerRequest, user: User | None = None) -> RequestInfo:
+    """What the app may read about a Tornado request (kept server-side, never in the page).
+
+    The login and XSRF cookies are left out (of ``cookies`` and the ``Cookie``
+    header): the app gets the user, never the credential.
+    """
     args = {k: list(v) for k, v in request.query_arguments.items() if k != "bokeh-session-id"}
-    headers = {k: v for k, v in request.headers.get_all()}
-    cookies = {name: morsel.value for name, morsel in request.cookies.items()}
+    cookies = {name: morsel.value for name, morsel in request.cookies.items() if name not in CREDENTIAL_COOKIES}
+    headers = {k: v for k, v in request.headers.get_all() if k.lower() != "cookie"}
+    if cookies:
+        headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in cookies.items())
     return RequestInfo(args=args, headers=headers, cookies=cookies, path=request.path,
-                       url=request.full_url(), remote_ip=request.remote_ip)
+                       url=request.full_url(), remote_ip=request.remote_ip,
+                       user=user.name if user else None, user_info=user.claims() if user else {},
+                       access_token=user.access_token if user else None)
 
 
 class ResponseHeaders(web.OutputTransform):
@@ -109,7 +120,7 @@ class DocHandler(_Base):
         self.set_header("Cache-Control", "no-store")
         root = self.site.root_url_for(path)
         try:
-            html = await self.site.page_for(self.app, self.request)
+            html = await self.site.page_for(self.app, self.request, self.current_user)
         except SessionLimitError as exc:
             self.set_status(503, "Too many sessions")
             self.set_header("Retry-After", "10")
@@ -154,7 +165,8 @@ class DocWebSocketHandler(SessionSocket):
         origin = self.request.headers.get("Origin")
         if origin is not None and not self.check_origin(origin):
             raise web.HTTPError(403, "WebSocket origin %s not allowed", origin[:100], reason="Origin not allowed")
-        self.verify_token(self.site.signer)
+        user = self.current_user   # set by the login gate (server/gate.py) when the server has one
+        self.verify_token(self.site.signer, user.name if isinstance(user, User) else None)
         await super().get(*args, **kwargs)
 
     # -- after the upgrade ----------------------------------------------------------

@@ -32,6 +32,7 @@ import logging
 import math
 import os
 import socket
+import ssl
 import time
 from collections import Counter
 from typing import Any
@@ -42,6 +43,7 @@ from tornado.iostream import IOStream
 from tornado.netutil import bind_sockets, bind_unix_socket
 from tornado.web import Application
 
+from ..errors import ConfigError
 from ..web.limits import client_key
 
 try:
@@ -59,9 +61,17 @@ MAX_BODY_BYTES = 1024 * 1024
 
 
 def http_server(app: Application, options: ServeOptions) -> HTTPServer:
-    """The HTTPServer for ``app`` with the timeouts and body limit of ``options``."""
+    """The HTTPServer for ``app`` with the timeouts, body limit and TLS certificate of ``options``."""
+    ssl_options = None
+    if options.ssl_certfile and options.ssl_keyfile:
+        ssl_options = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            ssl_options.load_cert_chain(options.ssl_certfile, options.ssl_keyfile)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"cannot use --ssl-certfile {options.ssl_certfile!r} with --ssl-keyfile "
+                              f"{options.ssl_keyfile!r}: {exc}") from None
     return HTTPServer(app, xheaders=options.use_xheaders, idle_connection_timeout=options.idle_connection_timeout_s,
-                      body_timeout=options.body_timeout_s, max_body_size=MAX_BODY_BYTES)
+                      body_timeout=options.body_timeout_s, max_body_size=MAX_BODY_BYTES, ssl_options=ssl_options)
 
 
 def bind(options: ServeOptions) -> list[socket.socket]:

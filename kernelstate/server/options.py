@@ -12,9 +12,11 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from ..auth import DEFAULT_COOKIE_EXPIRY_S
 from ..auth.oauth_options import OAuthOptions, add_oauth_arguments
 from ..errors import ConfigError
 from ..limits import MessageLimits
+from .authflags import add_auth_arguments, auth_options
 
 DEFAULT_PORT = 5006
 REFERRER_POLICIES = ("no-referrer", "no-referrer-when-downgrade", "origin", "origin-when-cross-origin",
@@ -73,6 +75,11 @@ class ServeOptions:
     frame_ancestors: tuple[str, ...] = ("'self'",)
     referrer_policy: str = "same-origin"
     oauth: OAuthOptions | None = None  # a dict of its fields accepted
+    basic_auth: str | None = None            # a USER:HASH file (or KERNELSTATE_BASIC_AUTH_PASSWORD)
+    auth_cookie_expiry_s: float = DEFAULT_COOKIE_EXPIRY_S
+    authorize: Any = None                    # "MODULE:FUNCTION" or a function (user_info, path) -> bool
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.port, int) or not 0 <= self.port <= 65535:
@@ -130,6 +137,15 @@ class ServeOptions:
         for name, directory in self.static_dirs.items():
             if not Path(directory).is_dir():
                 raise ConfigError(f"static dir for {name!r} does not exist: {directory!r}")
+        if not self.auth_cookie_expiry_s > 0:
+            raise ConfigError(f"auth_cookie_expiry must be > 0 seconds; got {self.auth_cookie_expiry_s!r}")
+        if bool(self.ssl_certfile) != bool(self.ssl_keyfile):
+            raise ConfigError("--ssl-certfile and --ssl-keyfile go together; got only "
+                              f"{'--ssl-certfile' if self.ssl_certfile else '--ssl-keyfile'}")
+        for name in ("ssl_certfile", "ssl_keyfile"):
+            value = getattr(self, name)
+            if value is not None and not Path(value).is_file():
+                raise ConfigError(f"--{name.replace('_', '-')} {value!r}: no such file")
         if self.setup is not None and not Path(self.setup).is_file():
             raise ConfigError(f"--setup script not found: {self.setup!r}")
 
@@ -175,6 +191,7 @@ class ServeOptions:
             unix_socket=ns.unix_socket,
             frame_ancestors=tuple(ns.frame_ancestors or ("'self'",)), referrer_policy=ns.referrer_policy,
             oauth=OAuthOptions.from_argv(ns),
+            **auth_options(ns),
         )
 
 
@@ -257,3 +274,4 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     a("--unix-socket", default=None, metavar="PATH", help="listen on this Unix socket instead of a TCP port (e.g. behind jupyter-server-proxy); "
       "the proxy must send Host: localhost, 127.0.0.1 or [::1] (any port), or a name given with --allow-host")
     add_oauth_arguments(parser)
+    add_auth_arguments(parser)

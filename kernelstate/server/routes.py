@@ -2,7 +2,9 @@
 
 Order matters: the Host check comes first (it matches every path of a foreign
 host), then assets, liveness, the prefix redirect, the root, and each app's
-page and WebSocket. App routes are literal paths (``re.escape``): ``a.b.py``
+page and WebSocket. Behind a login (:mod:`.gate`) the provider's login and
+logout routes follow the Host check, and every other route but liveness and
+kernelstate's stylesheet/JS assets is gated. App routes are literal paths (``re.escape``): ``a.b.py``
 never also answers ``/aXb``.
 """
 from __future__ import annotations
@@ -16,6 +18,7 @@ from bokeh.util.paths import bokehjs_path
 from tornado import web
 
 from ..web.static import ConfinedStaticHandler
+from .gate import gate_routes, gated
 from .handlers import DocHandler, DocWebSocketHandler, IndexHandler, LivenessHandler, NotFoundHandler, ResponseHeaders
 from .hosts import host_check_rule
 
@@ -57,9 +60,17 @@ def application(server: Server) -> web.Application:
         route = p + re.escape(app.route)
         routes.append((rf"{route}/ws", DocWebSocketHandler, {**site, "app": app}))
         routes.append((rf"{route}/?", DocHandler, {**site, "app": app}))
+    default_handler: type[web.RequestHandler] = NotFoundHandler
+    settings: dict[str, Any] = {}
+    if server.auth is not None:   # nothing but liveness, the login pages and their stylesheet before login
+        routes = gate_routes(routes, server.auth, server.signer, open_patterns={rf"{p}/liveness/?", rf"{p}/ks-static/(.*)"},
+                             library_patterns={rf"{p}/static/(.*)"})
+        routes[1:1] = server.auth.routes()
+        settings = server.auth.settings(server.signer.key, tls=bool(options.ssl_certfile))
+        default_handler = gated(NotFoundHandler, server.auth, server.signer)
     keep_alive = options.keep_alive_ms / 1000.0 or None
     app_ = web.Application(
-        routes, default_handler_class=NotFoundHandler, default_handler_args=site,
+        routes, default_handler_class=default_handler, default_handler_args=site, **settings,
         websocket_ping_interval=keep_alive, websocket_ping_timeout=keep_alive,
         websocket_max_message_size=options.websocket_max_message_size,
         log_function=log_request, compress_response=True,

@@ -22,6 +22,7 @@ from tornado.httputil import HTTPServerRequest
 from tornado.ioloop import PeriodicCallback
 
 from .._config import config
+from ..auth.identity import User
 from ..coroutines import install as install_coroutine_callbacks
 from ..errors import AppLoadError
 from ..host import InProcessHost
@@ -34,6 +35,7 @@ from ..web.origins import default_allowlist
 from ..web.page import PageOptions, render_message
 from ..web.pages import PageService
 from ..web.tokens import Signer
+from .authsetup import build_auth
 from .handlers import request_info
 from .hosts import ALLOW_HOST_HINT, HostAllowlist, listening_hosts
 from .listening import Listener, bind, http_server
@@ -57,6 +59,7 @@ class Server:
         self.apps = apps
         self.options = options or ServeOptions()
         self.signer = Signer.create(self.options.secret)
+        self.auth = build_auth(self.options)   # None: no login configured
         self.manager = SessionManager(self._create_host, self.options.unused_session_lifetime_ms,
                                       self.options.max_sessions,
                                       max_sessions_per_client=self.options.max_sessions_per_client,
@@ -65,7 +68,8 @@ class Server:
         self.pages = PageService(self.manager, self.signer, self.reuse,
                                  token_expiration_s=self.options.session_token_expiration_s,
                                  reuse_mode=self._reuse_mode,
-                                 default_key_func=lambda: config.process_value("session_key_func"))
+                                 default_key_func=lambda: config.process_value("session_key_func"),
+                                 bind_user=self.auth is not None)
         self.port: int | None = None
         self.extra_origins: list[str] = []
         self.extra_hosts: list[str] = []
@@ -87,7 +91,7 @@ class Server:
     @property
     def url(self) -> str:
         host = "localhost" if self.options.address in ("127.0.0.1", "0.0.0.0", "::", "localhost") else self.options.address
-        return f"http://{host}:{self.port}{self.options.prefix}/"
+        return f"{'https' if self.options.ssl_certfile else 'http'}://{host}:{self.port}{self.options.prefix}/"
 
     def app_urls(self) -> list[tuple[str, str]]:
         return [(app.title, self.url.rstrip("/") + app.route) for app in self.apps]
@@ -158,9 +162,9 @@ class Server:
         return [{"url": root + app.route.lstrip("/"), "title": app.title, "description": app.route}
                 for app in self.apps]
 
-    async def page_for(self, app: AppSpec, request: HTTPServerRequest) -> str:
+    async def page_for(self, app: AppSpec, request: HTTPServerRequest, user: User | None = None) -> str:
         """The HTML for one page request: a new session, or a cached page for a pending one."""
-        return await self.pages.page_for(app, request_info(request), request, self.page_options_for(request.path))
+        return await self.pages.page_for(app, request_info(request, user), request, self.page_options_for(request.path))
 
     # -- start/stop --------------------------------------------------------------------
     def _application(self) -> web.Application:

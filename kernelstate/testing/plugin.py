@@ -77,7 +77,7 @@ def start_serve_process(*args: str, env: dict[str, str] | None = None, timeout: 
         assert proc.stdout is not None
         for line in proc.stdout:
             output.append(line)
-            m = re.search(r"serving \d+ app\(s\) on (http://[^/\s]+:(\d+)\S*)", line)
+            m = re.search(r"serving \d+ app\(s\) on (https?://[^/\s]+:(\d+)\S*)", line)
             if m and not ready.is_set():
                 found["url"], found["port"] = m.group(1), int(m.group(2))
                 ready.set()

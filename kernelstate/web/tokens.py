@@ -81,6 +81,17 @@ class Signer:
         body = _b64(json.dumps(payload, separators=(",", ":")).encode("utf-8"))
         return f"{body}.{self._sig(body)}"
 
+    def session_id_of(self, token: str, max_len: int = 4096) -> str | None:
+        """The session id of a genuine token, whoever it was issued to and expired or not (for log lines)."""
+        body, sep, sig = token.partition(".")
+        if len(token) > max_len or not sep or not _same(self._sig(body), sig):
+            return None
+        try:
+            session_id = json.loads(_unb64(body)).get("session_id")
+        except (ValueError, TypeError, AttributeError, binascii.Error):
+            return None
+        return session_id if isinstance(session_id, str) else None
+
     def verify(self, token: str, max_len: int = 4096, user: str | None = None) -> tuple[str, bool]:
         """Return ``(session_id, expired)`` or raise TokenError.
 
