@@ -3,6 +3,7 @@ launcher oidc_mock.py), a real ``kernelstate serve`` process, and the code flow 
 over HTTP (for the refusals; the full flow runs in Chromium)."""
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -11,7 +12,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +28,12 @@ HERE = Path(__file__).resolve().parent
 APPS = HERE / "apps"
 CLIENT_ID = "kernelstate-tests"
 SECRET = "s3cret-" + os.urandom(6).hex()
+
+
+def run_async[T](coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run ``coroutine`` to its end on a loop of its own thread (Playwright's sync API holds this thread's)."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 def free_port() -> int:
