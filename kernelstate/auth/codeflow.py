@@ -28,7 +28,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import httpx
-from authlib.integrations.base_client.errors import OAuthError  # type: ignore[import-untyped]
+from authlib.common.errors import AuthlibBaseError  # type: ignore[import-untyped]
 from authlib.integrations.httpx_client import AsyncOAuth2Client  # type: ignore[import-untyped]
 from tornado import web
 
@@ -92,7 +92,7 @@ class PendingFlow:
 
 def error_text(exc: BaseException) -> str:
     """An Authlib / httpx error as one line: what the provider answered."""
-    if isinstance(exc, OAuthError):
+    if isinstance(exc, AuthlibBaseError):
         return f"{exc.error}: {exc.description}" if exc.description else str(exc.error)
     return f"{type(exc).__name__}: {exc}"
 
@@ -182,7 +182,7 @@ class CodeFlow:
             async with self.oauth_client(self.redirect_uri(handler, prefix)) as client:
                 extra = {"code_verifier": flow.verifier} if self.pkce else {}
                 token = await client.fetch_token(endpoints.token, grant_type="authorization_code", code=code, **extra)
-        except (OAuthError, httpx.HTTPError) as exc:
+        except (AuthlibBaseError, httpx.HTTPError) as exc:
             log.warning("%s: token request for a login refused: %s", self.name, error_text(exc))
             raise LoginFlowError(f"The provider refused this login's code ({error_text(exc)}): start the login "
                                  "again.", 403) from None
@@ -194,7 +194,7 @@ class CodeFlow:
         try:
             async with self.oauth_client() as client:
                 token = await client.refresh_token(endpoints.token, refresh_token=refresh_token)
-        except (OAuthError, httpx.HTTPError) as exc:
+        except (AuthlibBaseError, httpx.HTTPError) as exc:
             log.info("%s: refreshing an access token failed: %s", self.name, error_text(exc))
             return None
         return dict(token)

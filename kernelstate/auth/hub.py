@@ -11,7 +11,8 @@ service's access scope. The user is the hub's user model (``name``, ``groups``,
 Hub tokens come without a refresh token: every :data:`RECHECK_S` seconds
 (``refresh``) the hub is asked again who the token belongs to, so a user the
 hub removed, or a token it revoked, stops reaching the app. Logout ends the
-kernelstate login only (the hub login stays).
+kernelstate login, then goes on to the hub's logout (with the hub still signed
+in, the next visit would log the user straight back in).
 """
 from __future__ import annotations
 
@@ -98,3 +99,7 @@ class HubProvider(CodeFlow):
         if model is None:
             return None
         return login.with_user(User(login.user.name, model, token), access_expires_at=time.time() + RECHECK_S)
+
+    def logout_redirect(self, login: Login) -> str | None:
+        """The hub's logout page: else the hub, still signed in, would log the user straight back in."""
+        return f"{self.hub_auth.hub_host}{self.hub_auth.hub_prefix}logout"

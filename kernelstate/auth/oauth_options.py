@@ -56,6 +56,11 @@ class OAuthOptions:
         overrides = [n for n in ("authorize_url", "token_url", "user_url") if getattr(self, n)]
         if overrides and self.provider != "github":
             raise ConfigError(f"--oauth-{overrides[0].replace('_', '-')} is for --oauth-provider github only")
+        for name in ("issuer", "authorize_url", "token_url", "user_url"):
+            url = getattr(self, name)
+            if url and not url.startswith("https://") and not os.environ.get("AUTHLIB_INSECURE_TRANSPORT"):
+                raise ConfigError(f"--oauth-{name.replace('_', '-')} must be an https:// URL; got {url!r} (plain "
+                                  "http is for tests on 127.0.0.1 only, with AUTHLIB_INSECURE_TRANSPORT=1)")
         if self.client_secret_file is not None:
             self.client_secret()   # fail at startup, not at the first login
 

@@ -164,3 +164,16 @@ def test_a_hub_user_the_authorize_callback_refuses_gets_403(hub: Hub) -> None:
     page = bob.get(hub.origin + SERVICE + "/whoami", timeout=60)
     assert page.status_code == 403, (page.status_code, page.url, page.text[:300])
     assert "You are signed in as bob" in page.text and f"{SERVICE}/logout" in page.text
+
+
+def test_logout_ends_the_app_login_and_goes_on_to_the_hub_logout(hub: Hub) -> None:
+    alice = hub_login(hub, "alice")
+    assert alice.get(hub.origin + SERVICE + "/whoami", timeout=60).status_code == 200
+    login = alice.cookies.get("kernelstate-login", path=SERVICE + "/")
+    alice.get(hub.origin + SERVICE + "/logout", timeout=30)
+    out = alice.post(hub.origin + SERVICE + "/logout", timeout=30, allow_redirects=False,
+                     data={"_xsrf": alice.cookies.get("_xsrf", path=SERVICE + "/")})
+    assert out.status_code == 302 and out.headers["location"] == "/hub/logout", (out.status_code, out.text[:300])
+    copied = requests.get(hub.origin + SERVICE + "/whoami", cookies={"kernelstate-login": login}, timeout=30,
+                          allow_redirects=False)
+    assert copied.status_code == 302 and "/oauth_login?" in copied.headers["location"]

@@ -56,3 +56,11 @@ def test_the_secret_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> Non
 def test_invalid_combinations_say_what_to_do(kwargs: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         OAuthOptions(**kwargs)  # type: ignore[arg-type]
+
+
+def test_plain_http_endpoints_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AUTHLIB_INSECURE_TRANSPORT", raising=False)
+    with pytest.raises(ConfigError, match=r"--oauth-issuer must be an https:// URL; got 'http://op.example'"):
+        OAuthOptions("generic", issuer="http://op.example", client_id="x")
+    with pytest.raises(ConfigError, match="--oauth-token-url must be an https:// URL"):
+        OAuthOptions("github", client_id="x", token_url="http://ghe.example/login/oauth/access_token")
