@@ -33,6 +33,7 @@ from authlib.integrations.httpx_client import AsyncOAuth2Client  # type: ignore[
 from tornado import web
 
 from ..errors import KernelstateError
+from ..loops import SingleFlight
 from ..web.page import render_message
 from . import DEFAULT_COOKIE_EXPIRY_S
 from .identity import User
@@ -86,7 +87,11 @@ class PendingFlow:
 
     @classmethod
     def loads(cls, text: str) -> PendingFlow:
-        state, nonce, verifier, next_url, started = json.loads(text)
+        try:
+            state, nonce, verifier, next_url, started = json.loads(text)
+        except ValueError:
+            raise LoginFlowError("This browser's login cookie is not one this server wrote: start the login "
+                                 "again.") from None
         return cls(str(state), str(nonce), str(verifier), str(next_url), float(started))
 
 
@@ -101,13 +106,15 @@ class CodeFlow:
     """The parts of a code-flow provider that differ: endpoints, extra parameters, naming the user."""
 
     name = "oauth"
-    pkce = True
 
     def __init__(self, client: Client, logins: LoginRecords, expiry_s: float = DEFAULT_COOKIE_EXPIRY_S) -> None:
         self.client = client
         self.logins = logins
         self.expiry_s = expiry_s
         self._used: OrderedDict[str, float] = OrderedDict()
+        # A page and its WebSocket may find the token expired at once: one refresh per login, not two
+        # (a provider that rotates refresh tokens would refuse the second).
+        self._refreshing: SingleFlight[str, Login | None] = SingleFlight()
 
     # -- what a provider supplies ------------------------------------------------------
     async def endpoints(self) -> Endpoints:
@@ -125,7 +132,7 @@ class CodeFlow:
     def oauth_client(self, redirect_uri: str | None = None) -> Any:
         return AsyncOAuth2Client(client_id=self.client.client_id, client_secret=self.client.client_secret,
                                  scope=self.client.scope, redirect_uri=redirect_uri,
-                                 code_challenge_method="S256" if self.pkce else None, timeout=30.0)
+                                 code_challenge_method="S256", timeout=30.0)
 
     def redirect_uri(self, handler: web.RequestHandler, prefix: str) -> str:
         if self.client.redirect_uri:
@@ -180,8 +187,8 @@ class CodeFlow:
         endpoints = await self.endpoints()
         try:
             async with self.oauth_client(self.redirect_uri(handler, prefix)) as client:
-                extra = {"code_verifier": flow.verifier} if self.pkce else {}
-                token = await client.fetch_token(endpoints.token, grant_type="authorization_code", code=code, **extra)
+                token = await client.fetch_token(endpoints.token, grant_type="authorization_code", code=code,
+                                                 code_verifier=flow.verifier)
         except (AuthlibBaseError, httpx.HTTPError) as exc:
             log.warning("%s: token request for a login refused: %s", self.name, error_text(exc))
             raise LoginFlowError(f"The provider refused this login's code ({error_text(exc)}): start the login "
@@ -190,11 +197,11 @@ class CodeFlow:
 
     async def refresh_tokens(self, refresh_token: str) -> dict[str, Any] | None:
         """A new token response for ``refresh_token``, or None if the provider refuses it."""
-        endpoints = await self.endpoints()
         try:
+            endpoints = await self.endpoints()
             async with self.oauth_client() as client:
                 token = await client.refresh_token(endpoints.token, refresh_token=refresh_token)
-        except (AuthlibBaseError, httpx.HTTPError) as exc:
+        except (AuthlibBaseError, httpx.HTTPError, LoginFlowError) as exc:
             log.info("%s: refreshing an access token failed: %s", self.name, error_text(exc))
             return None
         return dict(token)
@@ -213,6 +220,9 @@ class CodeFlow:
 
     async def refresh(self, login: Login) -> Login | None:
         """``login`` with a new access token from its refresh token; None once the provider refuses it."""
+        return await self._refreshing.run(login.id, lambda: self._refresh(login))
+
+    async def _refresh(self, login: Login) -> Login | None:
         if not login.refresh_token:
             return None
         tokens = await self.refresh_tokens(login.refresh_token)
@@ -276,6 +286,7 @@ class CallbackHandler(_FlowHandler):
     """``GET {prefix}/oauth_callback``: the provider sends the browser back here with a code."""
 
     async def get(self) -> None:
+        started = time.monotonic()
         try:
             pending = self.flow.pending(self, self.prefix)
             tokens = await self.flow.exchange(self, self.prefix, pending)
@@ -286,6 +297,7 @@ class CallbackHandler(_FlowHandler):
         login = self.flow.logins.issue(user, refresh_token=tokens.get("refresh_token"),
                                        access_expires_at=expires_at(tokens))
         set_login_cookie(self, login)
-        log.info("%s: %s logged in", self.flow.name, user.name)
+        log.info("%s: %s logged in (code exchange and checks: %.0f ms)", self.flow.name, user.name,
+                 1000 * (time.monotonic() - started))
         self.set_header("Cache-Control", "no-store")
         self.redirect(pending.next_url)

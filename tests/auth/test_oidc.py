@@ -4,8 +4,10 @@ Chromium, the refusals (tampered state, replayed code, wrong issuer), PKCE on th
 expired access token, the authorize callback on reconnect, and logout through the provider."""
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,6 @@ BOB = {"sub": "bob", "preferred_username": "bob", "email": "bob@example.org"}
 # Access tokens live 31 s: with the login's 30 s leeway they count as expired one second after
 # they are issued, so a session sees its token expire and be refreshed within the test.
 TOKEN_MAX_AGE_S = 31
-FIGURES: dict[str, float] = {}
 
 
 @pytest.fixture(scope="module")
@@ -83,23 +84,46 @@ def shown_token(page: Any) -> str:
     return text.removeprefix("token ").strip()
 
 
-def test_code_flow_in_chromium(browser: Any, server: ServeProcess, provider: Provider) -> None:
-    """An unauthenticated visit goes to the provider; after its login the app shows the user, a claim and the token."""
+@dataclass
+class SignedIn:
+    page: Any
+    context: Any
+    outside: list[str]      # requests the browser tried outside 127.0.0.1 (refused)
+    flow_s: float
+
+
+@pytest.fixture(scope="module")
+def alice(browser: Any, server: ServeProcess, provider: Provider) -> Iterator[SignedIn]:
+    """Alice, signed in through the provider in Chromium (the module's one browser login)."""
     outside: list[str] = []
     context = new_context(browser, outside)
     page = context.new_page()
     started = time.monotonic()
-    chromium_login(page, server, provider, "alice")
-    FIGURES["flow_s"] = time.monotonic() - started
-    print(f"\nOIDC code flow in Chromium (visit -> provider -> callback -> app page rendered): {FIGURES['flow_s']:.2f} s")
-    assert page.url == server.url + "whoami"
-    page.wait_for_selector("text=email alice@example.org")
-    assert len(shown_token(page)) > 20
-    cookie = next(c for c in context.cookies() if c["name"] == "kernelstate-login")
-    assert cookie["httpOnly"] and cookie["sameSite"] == "Lax"
-    assert not [c for c in context.cookies() if c["name"] == "ks-oauth-flow"], "the flow cookie outlived its callback"
-    assert all("cdn.jsdelivr.net" in url for url in outside), outside
+    page.goto(server.url + "whoami")
+    page.wait_for_url(provider.url + "/oauth2/authorize?**")
+    at_provider = time.monotonic()
+    page.get_by_role("button", name="Authorize as alice").click()
+    page.wait_for_url(server.url + "whoami")
+    back = time.monotonic()
+    page.wait_for_selector("text=signed in as alice", timeout=20000)
+    flow_s = time.monotonic() - started
+    print(f"\nOIDC code flow in Chromium: {flow_s:.2f} s in all (visit -> provider's form {at_provider - started:.2f} s, "
+          f"authorize -> callback -> back at the app {back - at_provider:.2f} s, app rendered {time.monotonic() - back:.2f} s)")
+    callback_ms = re.findall(r"generic: alice logged in \(code exchange and checks: (\d+) ms\)", server.log_text())
+    print(f"the callback's code exchange, ID token and userinfo checks: {callback_ms[-1] if callback_ms else '?'} ms")
+    yield SignedIn(page, context, outside, flow_s)
     context.close()
+
+
+def test_code_flow_in_chromium(alice: SignedIn, server: ServeProcess) -> None:
+    """An unauthenticated visit goes to the provider; after its login the app shows the user, a claim and the token."""
+    assert alice.page.url == server.url + "whoami"
+    alice.page.wait_for_selector("text=email alice@example.org")
+    assert len(shown_token(alice.page)) > 20
+    cookie = next(c for c in alice.context.cookies() if c["name"] == "kernelstate-login")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Lax"
+    assert not [c for c in alice.context.cookies() if c["name"] == "ks-oauth-flow"], "the flow cookie outlived its callback"
+    assert all("cdn.jsdelivr.net" in url for url in alice.outside), alice.outside
 
 
 def test_pkce_s256_on_the_wire(server: ServeProcess, provider: Provider) -> None:
@@ -162,10 +186,8 @@ def test_an_id_token_from_another_issuer_is_refused(server: ServeProcess, provid
     assert "iss" in refused.text and "kernelstate-login" not in callback.client.cookies
 
 
-def test_an_expired_access_token_is_refreshed(browser: Any, server: ServeProcess, provider: Provider) -> None:
-    context = new_context(browser, [])
-    page = context.new_page()
-    chromium_login(page, server, provider, "alice")
+def test_an_expired_access_token_is_refreshed(alice: SignedIn, provider: Provider) -> None:
+    page = alice.page
     first = shown_token(page)
     time.sleep(1.5)    # the token now counts as expired (see TOKEN_MAX_AGE_S)
     page.reload()
@@ -177,7 +199,6 @@ def test_an_expired_access_token_is_refreshed(browser: Any, server: ServeProcess
     # The new token is one the provider honours, for the same user.
     answer = httpx.get(provider.url + "/userinfo", headers={"Authorization": f"Bearer {second}"}, timeout=10)
     assert answer.status_code == 200 and answer.json()["sub"] == "alice", answer.text
-    context.close()
 
 
 def test_the_authorize_callback_runs_again_on_reconnect(server: ServeProcess, provider: Provider,
@@ -219,3 +240,12 @@ def test_logout_revokes_the_login_and_ends_the_provider_session(server: ServePro
     assert f"client_id={CLIENT_ID}" in out.headers["location"]
     again = httpx.get(server.url + "whoami", cookies=copied, timeout=30)
     assert again.status_code == 302 and "/oauth_login?" in again.headers["location"]
+
+
+def test_discovery_refuses_a_document_naming_another_issuer(provider: Provider) -> None:
+    """The discovery document must name exactly the configured issuer (OpenID Connect Discovery 1.0, 4.3)."""
+    from kernelstate.auth.oidc import DiscoveryError, discover
+
+    assert run_async(discover(provider.url)).issuer == provider.url
+    with pytest.raises(DiscoveryError, match=r"says its issuer is 'http://127\.0\.0\.1:\d+', not 'http://127.*/'"):
+        run_async(discover(provider.url + "/"))
