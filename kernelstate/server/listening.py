@@ -17,6 +17,10 @@ connection to the HTTPServer's public ``handle_stream``:
   has further connections closed at once, so one client cannot take every
   descriptor.
 
+With ``--ssl-certfile`` the accepted socket is wrapped for TLS and its
+handshake runs in the stream (:class:`CountedSSLStream`), as Tornado's own
+accept loop does.
+
 Timeouts (:func:`http_server`): a request's headers, a WebSocket upgrade's
 included, must arrive within ``idle_connection_timeout_s`` of the connection
 opening or of the previous response (a half-open or idle connection is
@@ -39,8 +43,8 @@ from typing import Any
 
 from tornado.httpserver import HTTPServer
 from tornado.ioloop import IOLoop
-from tornado.iostream import IOStream
-from tornado.netutil import bind_sockets, bind_unix_socket
+from tornado.iostream import IOStream, SSLIOStream
+from tornado.netutil import bind_sockets, bind_unix_socket, ssl_wrap_socket
 from tornado.web import Application
 
 from ..errors import ConfigError
@@ -112,6 +116,22 @@ class RateLimitedLog:
 
 class CountedStream(IOStream):
     """An IOStream that reports when its socket is closed (HTTP or, after an upgrade, WebSocket)."""
+
+    def __init__(self, sock: socket.socket, on_closed: Any, **kwargs: Any) -> None:
+        self._on_closed = on_closed
+        super().__init__(sock, **kwargs)
+
+    def close_fd(self) -> None:
+        try:
+            super().close_fd()
+        finally:
+            callback, self._on_closed = self._on_closed, None
+            if callback is not None:
+                callback()
+
+
+class CountedSSLStream(SSLIOStream):
+    """:class:`CountedStream` for a TLS connection (``--ssl-certfile``)."""
 
     def __init__(self, sock: socket.socket, on_closed: Any, **kwargs: Any) -> None:
         self._on_closed = on_closed
@@ -213,9 +233,13 @@ class Listener:
                 return
             self.open_by_client[client] += 1
         try:
-            stream = CountedStream(connection, functools.partial(self._closed, client),
-                                   max_buffer_size=self.http.max_buffer_size,
-                                   read_chunk_size=self.http.read_chunk_size)
+            counted: type[IOStream] = CountedStream
+            if self.http.ssl_options is not None:   # the TLS handshake runs in the stream, off the accept loop
+                connection = ssl_wrap_socket(connection, self.http.ssl_options, server_side=True,
+                                             do_handshake_on_connect=False)
+                counted = CountedSSLStream
+            stream = counted(connection, functools.partial(self._closed, client),
+                             max_buffer_size=self.http.max_buffer_size, read_chunk_size=self.http.read_chunk_size)
         except Exception:
             self._closed(client)
             connection.close()

@@ -13,8 +13,8 @@ Both hosts answer an app's page through :meth:`PageService.page_for`:
 
 A page never carries a session's request values: only its signed token,
 bound to the signed-in user (``RequestInfo.user``) when the host asks for
-it (``bind_user``); the reuse key includes the user, so one user's page is
-never another's.
+it (``bind_user``), and then the reuse key includes the user too, so one
+user's page is never another's.
 Failures become pages too (:func:`busy_page`, :func:`app_failed_page`).
 """
 from __future__ import annotations
@@ -51,7 +51,9 @@ class PageService:
         self._reuse_mode = reuse_mode
         self._default_key_func = default_key_func
         self.key_funcs: dict[str, KeyFunc] = {}   # learned from apps that set their own
-        self.bind_user = bind_user   # tokens carry the signed-in user (the host's sockets check it)
+        # Behind the host's own login: tokens carry the signed-in user (the host's sockets check it) and
+        # reuse keys include it. (Not in Jupyter, whose token-authenticated requests get a made-up name each.)
+        self.bind_user = bind_user
 
     def key_func_for(self, app: AppSpec) -> KeyFunc | None:
         return self.key_funcs.get(app.route) or self._default_key_func()
@@ -60,12 +62,11 @@ class PageService:
                        options: PageOptions) -> str:
         """The HTML for one page request; raises SessionLimitError or AppLoadError."""
         expiration = self.token_expiration_s
-        user = info.user
-        bound = user if self.bind_user else None
+        bound = info.user if self.bind_user else None
         reuse = self._reuse_mode()
         key = None
         if reuse:
-            key = self.reuse.key(app.route, self.key_func_for(app), request, user=user)
+            key = self.reuse.key(app.route, self.key_func_for(app), request, user=bound)
             cached = self.reuse.get(key) if key is not None else None
             if cached is not None and reuse == "verify":
                 return await self._verified(app, info, cached, key, options)
@@ -81,7 +82,7 @@ class PageService:
             key_func = learned or self.key_func_for(app)
             if learned is not None:
                 self.key_funcs[app.route] = learned
-                key = self.reuse.key(app.route, learned, request, user=user)
+                key = self.reuse.key(app.route, learned, request, user=bound)
             if key is not None:
                 self.reuse.consider(key, app.route, key_func, request, set(entry.host.request_reads),
                                     CachedPage(html, entry.host.page))

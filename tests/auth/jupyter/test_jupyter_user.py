@@ -1,0 +1,39 @@
+"""The Jupyter host: an app session's ``ks.state.user`` / ``user_info`` / ``access_token`` from Jupyter's identity."""
+from __future__ import annotations
+
+import html
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kernelstate.testing.client import ProtocolClient
+from kernelstate.testing.jupyter import server_config
+
+WHOAMI = '''
+import json
+import kernelstate as ks
+ks.pane.Str("whoami " + json.dumps({"user": ks.state.user, "info": dict(ks.state.user_info),
+                                    "token": ks.state.access_token})).servable()
+'''
+
+
+@pytest.fixture
+def jp_server_config() -> Any:
+    return server_config(kernel_pool_size=0)
+
+
+async def test_app_session_sees_the_jupyter_user(ks_ext: Any, jp_root_dir: Path, jp_serverapp: Any,
+                                                 jp_auth_header: dict[str, str], jp_http_port: int) -> None:
+    (jp_root_dir / "whoami.py").write_text(WHOAMI)
+    url = f"http://localhost:{jp_http_port}{jp_serverapp.base_url}kernelstate/apps/whoami.py"
+    async with ProtocolClient(url, headers=jp_auth_header, timeout=60) as tab:
+        await tab.wait_for(lambda: "whoami" in tab.text(), timeout=60)
+        m = re.search(r"whoami (\{.*\})</pre>", tab.text())
+        assert m is not None, tab.text()
+        seen = json.loads(html.unescape(m.group(1)))
+    assert isinstance(seen["user"], str) and seen["user"]
+    assert seen["info"]["username"] == seen["user"]
+    assert {"name", "display_name"} <= set(seen["info"]) and seen["token"] is None
