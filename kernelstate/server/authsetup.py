@@ -33,7 +33,7 @@ def build_auth(options: ServeOptions) -> Auth | None:
                           f"{PASSWORD_ENV}) exclude each other: choose one")
     if passwords is None and options.oauth is None:
         if options.authorize is not None:
-            raise ConfigError("--authorize needs a login to know who is asking: add --basic-auth FILE or set "
+            raise ConfigError("--authorize needs a login to know who is asking: add --basic-auth FILE, --oauth-provider, or set "
                               f"{PASSWORD_ENV}")
         return None
     authorize = options.authorize
