@@ -36,6 +36,7 @@ from ..errors import KernelstateError
 from ..loops import SingleFlight
 from ..web.page import render_message
 from . import DEFAULT_COOKIE_EXPIRY_S
+from .access import safe_next
 from .identity import User
 from .logins import Login, LoginRecords, set_login_cookie
 from .logout import LogoutHandler
@@ -206,7 +207,6 @@ class CodeFlow:
             return None
         return dict(token)
 
-
     # -- the LoginProvider protocol -----------------------------------------------------
     def handlers(self, prefix: str) -> list[Route]:
         p = re.escape(prefix)
@@ -262,17 +262,16 @@ class _FlowHandler(web.RequestHandler):
     def refuse(self, exc: LoginFlowError) -> None:
         self.set_status(exc.status)
         self.set_header("Cache-Control", "no-store")
+        again = {"url": self.flow.login_url(self.prefix, self.prefix + "/"), "title": "Log in again",
+                 "description": f"through {self.flow.name}"}
         self.finish(render_message("Login failed", "The login did not complete", [exc.message],
-                                   root_url=self.prefix + "/",
-                                   links=[{"name": "Log in again", "url": self.flow.login_url(self.prefix, self.prefix + "/")}]))
+                                   root_url=self.prefix + "/", links=[again]))
 
 
 class LoginStartHandler(_FlowHandler):
     """``GET {prefix}/oauth_login?next=PATH``: off to the provider's authorization endpoint."""
 
     async def get(self) -> None:
-        from .access import safe_next
-
         try:
             url = await self.flow.start(self, self.prefix, safe_next(self.get_query_argument("next", None), self.prefix))
         except LoginFlowError as exc:
