@@ -23,6 +23,16 @@ def test_a_secret_flag_is_refused(flag: str) -> None:
     assert "secrets never come from the command line" in result.stderr and SECRET_ENV in result.stderr
 
 
+def test_serve_help_documents_the_oauth_flags() -> None:
+    text = subprocess.run([sys.executable, "-m", "kernelstate.cli", "serve", "--help"], capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "PYTHONPATH": str(REPO)}).stdout
+    for flag in ("--oauth-provider", "--oauth-issuer", "--oauth-client-id", "--oauth-client-secret-file",
+                 "--oauth-scope", "--oauth-redirect-uri", "--oauth-authorize-url", "--oauth-token-url",
+                 "--oauth-user-url", SECRET_ENV):
+        assert flag in text, flag
+    assert "--oauth-client-secret " not in text and "--oauth-secret" not in text
+
+
 def test_the_secret_file_must_be_owner_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(SECRET_ENV, raising=False)
     secret = tmp_path / "secret"
