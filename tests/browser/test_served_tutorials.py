@@ -25,6 +25,7 @@ VISIBLE = {
     "03-reuse-sessions": "Humidity",
     "04-jupyter": "°F",
     "05-components-and-reactivity": "Components and reactivity",
+    "06-users-and-access": "Users and access",
     "converter": "Move the slider.",
     "dashboard": "Sales dashboard",
     "weather": "Weather in London",

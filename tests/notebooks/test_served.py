@@ -29,6 +29,7 @@ EXPECTED = {
     "03-reuse-sessions": ["Temperature", "Humidity"],
     "04-jupyter": ["Celsius", "°F"],
     "05-components-and-reactivity": ["Components and reactivity", "Filters", "31 days", "price"],
+    "06-users-and-access": ["Users and access", "Signed in as: nobody"],
 }
 
 
