@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from ..errors import ConfigError
 
@@ -109,6 +110,9 @@ class OAuthOptions:
         """The provider these options describe, issuing its logins into ``logins``."""
         from .codeflow import Client
 
+        if self.redirect_uri and urlsplit(self.redirect_uri).path != f"{prefix}/oauth_callback":
+            raise ConfigError(f"--oauth-redirect-uri must end in the server's callback path {prefix}/oauth_callback "
+                              f"(with --prefix {prefix or '/'}); got {self.redirect_uri!r}")
         if self.provider == "jupyterhub":
             from .hub import HubProvider
 

@@ -74,3 +74,14 @@ def test_plain_http_endpoints_are_refused(monkeypatch: pytest.MonkeyPatch) -> No
         OAuthOptions("generic", issuer="http://op.example", client_id="x")
     with pytest.raises(ConfigError, match="--oauth-token-url must be an https:// URL"):
         OAuthOptions("github", client_id="x", token_url="http://ghe.example/login/oauth/access_token")
+
+
+def test_the_redirect_uri_must_be_the_callback_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kernelstate.auth.logins import LoginStore
+
+    monkeypatch.setenv(SECRET_ENV, "x")
+    options = OAuthOptions("github", client_id="x", redirect_uri="https://apps.example.org/dash/callback")
+    with pytest.raises(ConfigError, match="must end in the server's callback path /dash/oauth_callback"):
+        options.login_provider(LoginStore(), "/dash", 3600)
+    fixed = OAuthOptions("github", client_id="x", redirect_uri="https://apps.example.org/dash/oauth_callback")
+    assert fixed.login_provider(LoginStore(), "/dash", 3600).name == "github"
