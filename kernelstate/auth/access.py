@@ -78,21 +78,28 @@ class Auth:
         return login.user if login is not None else None
 
     async def authorized(self, user: User, path: str) -> bool:
-        """Whether ``user`` may see ``path``: the authorize callback's answer (True without one).
+        """Whether ``user`` may see ``path``: the authorize callback's answer (True without one)."""
+        return await authorize_allows(self.authorize_callback, user.claims(), path)
 
-        A callback that raises refuses (and is logged): a broken rule must not let everyone in.
-        """
-        callback = self.authorize_callback or config.process_value("authorize_callback")
-        if callback is None:
-            return True
-        try:
-            result = callback(dict(user.claims()), path)
-            if inspect.isawaitable(result):
-                result = await result
-        except Exception:
-            log.exception("the authorize callback raised for user %r and path %s: refused", user.name, path)
-            return False
-        return result is True
+
+async def authorize_allows(callback: AuthorizeCallback | None, user_info: Mapping[str, Any], path: str) -> bool:
+    """Whether ``callback`` (default: ``ks.config.authorize_callback``) allows ``user_info`` to see ``path``.
+
+    True without any callback. Only a ``True`` answer allows; a callback that
+    raises refuses (and is logged): a broken rule must not let everyone in.
+    Both hosts call this (the Jupyter extension with Jupyter's identity).
+    """
+    callback = callback or config.process_value("authorize_callback")
+    if callback is None:
+        return True
+    try:
+        result = callback(dict(user_info), path)
+        if inspect.isawaitable(result):
+            result = await result
+    except Exception:
+        log.exception("the authorize callback raised for user %r and path %s: refused", user_info.get("name"), path)
+        return False
+    return result is True
 
 
 def safe_next(next_url: str | None, prefix: str) -> str:

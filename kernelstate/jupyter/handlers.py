@@ -36,6 +36,8 @@ from tornado import web
 from tornado.websocket import WebSocketHandler
 
 from .._version import __version__
+from ..auth.access import authorize_allows
+from ..auth.pages import forbidden_page
 from ..endpoint import CloseCode
 from ..errors import AppLoadError
 from ..web.crosssite import is_cross_site
@@ -49,6 +51,7 @@ from .apps import (
     KernelApp,
     app_request_info,
     is_app_file,
+    jupyter_user_info,
     list_apps,
     notebook_kernel_name,
     resolve_app_path,
@@ -96,11 +99,26 @@ class AppPageHandler(_Extension, JupyterHandler):
 
     auth_resource = "kernels"
 
+    async def _allowed_by_callback(self) -> bool:
+        """``ks.config.authorize_callback`` with Jupyter's identity; a refusal answers the 403 page."""
+        info = jupyter_user_info(self.current_user)
+        if await authorize_allows(None, info, self.request.path):
+            return True
+        name = str(info.get("name") or info.get("username") or "this user")
+        log.warning("ks.config.authorize_callback refused user %r the app %s", name, self.request.path[:200])
+        self.set_status(403)
+        self.set_header("Cache-Control", "no-store")
+        self.finish(forbidden_page(user=name, path=self.request.path, logout_url=str(self.base_url) + "logout",
+                                   root_url=self.ks_root))
+        return False
+
     @web.authenticated
     @authorized("execute", "kernels")
     async def get(self, api_path: str) -> None:
         ks = self.ks
         path = await self._app_file(api_path)
+        if not await self._allowed_by_callback():
+            return
         if is_cross_site(self.request):
             # A link on another site must not run code as the signed-in user: ask first, same-origin.
             self._confirm(api_path)
@@ -245,6 +263,9 @@ class AppWebSocketHandler(_RelayWebSocket, WebSocketMixin, SessionSocket, Jupyte
     @ws_authenticated
     async def get(self, api_path: str) -> None:
         await self._authorize()
+        if not await authorize_allows(None, jupyter_user_info(self.current_user), self.request.path):
+            log.warning("ks.config.authorize_callback refused an app WebSocket for %s", self.request.path[:200])
+            raise web.HTTPError(403, "ks.config.authorize_callback refused this WebSocket", reason="Forbidden")
         self.verify_token(self.ks.signer)
         assert self.session_id is not None
         entry = self.ks.manager.get(self.session_id)
