@@ -13,6 +13,7 @@ from ..auth.basic import PasswordProvider
 from ..auth.live import LiveLogins
 from ..auth.logins import LoginStore
 from ..auth.passwords import PASSWORD_ENV, Passwords
+from ..auth.provider import LoginProvider
 from ..errors import ConfigError
 from .options import ServeOptions
 
@@ -28,9 +29,12 @@ def build_auth(options: ServeOptions) -> Auth | None:
         passwords: Passwords | None = Passwords.from_file(options.basic_auth)
     else:
         passwords = Passwords.from_env()
-    if passwords is None:
+    if options.oauth is not None and passwords is not None:
+        raise ConfigError(f"--oauth-provider {options.oauth.provider} and a password login (--basic-auth or "
+                          f"{PASSWORD_ENV}) exclude each other: choose one")
+    if passwords is None and options.oauth is None:
         if options.authorize is not None:
-            raise ConfigError("--authorize needs a login to know who is asking: add --basic-auth FILE or set "
+            raise ConfigError("--authorize needs a login to know who is asking: add --basic-auth FILE, --oauth-provider, or set "
                               f"{PASSWORD_ENV}")
         return None
     authorize = options.authorize
@@ -40,6 +44,10 @@ def build_auth(options: ServeOptions) -> Auth | None:
         raise ConfigError(f"authorize must be 'MODULE:FUNCTION' or a function (user_info, path) -> bool; "
                           f"got {authorize!r}")
     logins = LiveLogins(LoginStore(options.auth_cookie_expiry_s))
-    provider = PasswordProvider(passwords, logins, expiry_s=options.auth_cookie_expiry_s)
+    if options.oauth is not None:
+        provider: LoginProvider = options.oauth.login_provider(logins, options.prefix, options.auth_cookie_expiry_s)
+    else:
+        assert passwords is not None
+        provider = PasswordProvider(passwords, logins, expiry_s=options.auth_cookie_expiry_s)
     return Auth(provider, logins, prefix=options.prefix, cookie_expiry_s=options.auth_cookie_expiry_s,
                 authorize=authorize)

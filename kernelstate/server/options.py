@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..auth import DEFAULT_COOKIE_EXPIRY_S
+from ..auth.oauth_options import OAuthOptions, add_oauth_arguments
 from ..errors import ConfigError
 from ..limits import MessageLimits
 from .authflags import add_auth_arguments, auth_options
@@ -75,6 +76,7 @@ class ServeOptions:
     referrer_policy: str = "same-origin"
     session_store: str | None = None   # kernelstate.cluster; a password only through KERNELSTATE_SESSION_STORE
     dask_scheduler: str | None = None
+    oauth: OAuthOptions | None = None  # a dict of its fields accepted
     basic_auth: str | None = None            # a USER:HASH file (or KERNELSTATE_BASIC_AUTH_PASSWORD)
     auth_cookie_expiry_s: float = DEFAULT_COOKIE_EXPIRY_S
     authorize: Any = None                    # "MODULE:FUNCTION" or a function (user_info, path) -> bool
@@ -124,6 +126,7 @@ class ServeOptions:
         if self.referrer_policy not in REFERRER_POLICIES:
             raise ConfigError(f"referrer_policy must be one of {', '.join(REFERRER_POLICIES)}; got {self.referrer_policy!r}")
         object.__setattr__(self, "message_limits", MessageLimits.coerce(self.message_limits))
+        object.__setattr__(self, "oauth", OAuthOptions.coerce(self.oauth))
         object.__setattr__(self, "allow_host", tuple(self.allow_host))
         # Imported here: hosts.py needs tornado, which the CLI's argument parser does not load.
         from .hosts import HostAllowlist
@@ -193,6 +196,7 @@ class ServeOptions:
             unix_socket=ns.unix_socket,
             frame_ancestors=tuple(ns.frame_ancestors or ("'self'",)), referrer_policy=ns.referrer_policy,
             session_store=_store_from_argv(ns.session_store), dask_scheduler=ns.dask_scheduler,
+            oauth=OAuthOptions.from_argv(ns),
             **auth_options(ns),
         )
 
@@ -286,4 +290,5 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
       "(default: the KERNELSTATE_SESSION_STORE environment variable, the only place for a URL with a password)")
     a("--dask-scheduler", default=None, metavar="ADDRESS", help="the Dask scheduler for ks.state.execute(fn, "
       "schedule='dask'), e.g. tcp://127.0.0.1:8786")
+    add_oauth_arguments(parser)
     add_auth_arguments(parser)

@@ -22,8 +22,8 @@ from tornado.httputil import HTTPServerRequest
 from tornado.ioloop import PeriodicCallback
 
 from .._config import config
-from ..cluster.coordinator import configure_from_options
 from ..auth.identity import User
+from ..cluster.coordinator import configure_from_options
 from ..coroutines import install as install_coroutine_callbacks
 from ..errors import AppLoadError
 from ..host import InProcessHost
