@@ -166,7 +166,7 @@ def test_publish_reaches_sessions_in_every_process(procs: list[ServeProcess], da
         for n in range(1, rounds + 1):   # the first round checks delivery; all of them give the latency figures
             await tabs[0].click(button)
             expected = f"got {n} from {procs[0].proc.pid}"
-            await asyncio.gather(*(tab.wait_for(lambda tab=tab: expected in tab.text(), timeout=10) for tab in tabs))
+            await asyncio.gather(*(tab.wait_for(lambda tab=tab, expected=expected: expected in tab.text(), timeout=10) for tab in tabs))
         ids = [tab.session_id for tab in tabs]
         await asyncio.gather(*(tab.close() for tab in tabs))
         return ids
@@ -254,3 +254,91 @@ def test_a_damaged_database_file_degrades_to_one_process(root: Path) -> None:
         assert "delete it with its -wal and -shm files" in lines[0]
     finally:
         proc.stop()
+
+
+# -- in this process: URLs, the default file, the key beside the file, locks of dead processes -----------------
+def test_sqlite_urls_choose_the_machine_coordinator_and_bad_ones_say_how(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """sqlite:///PATH is this machine's coordinator; a URL without a path names the expected form."""
+    from kernelstate.cluster import configure, coordinator
+    from kernelstate.cluster.errors import StoreURLError
+    from kernelstate.cluster.machine import MachineCoordinator, database_path
+
+    with pytest.raises(StoreURLError, match="sqlite:///ABSOLUTE/PATH"):
+        configure("sqlite://")
+    with pytest.raises(StoreURLError, match="sqlite:///ABSOLUTE/PATH"):
+        configure("sqlite://host/file.sqlite")
+    assert database_path("sqlite:////abs/x.sqlite") == database_path("sqlite:///abs/x.sqlite") == Path("/abs/x.sqlite")
+    monkeypatch.delenv("KERNELSTATE_SECRET_KEY", raising=False)
+    url = f"sqlite://{tmp_path}/c.sqlite"
+    try:
+        used = configure(url)   # no secret needed: a key file beside the database
+        assert isinstance(used, MachineCoordinator) and used.shared and coordinator() is used
+    finally:
+        configure("local")
+    assert coordinator().url == "local"
+
+
+def test_default_url_is_one_owner_only_file_per_listening_address(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """What --num-procs uses without a store: the runtime folder, one file per port or socket."""
+    from kernelstate._paths import runtime_dir
+    from kernelstate.cluster.machine import database_path, default_url
+    from kernelstate.errors import ConfigError
+
+    monkeypatch.setenv("KERNELSTATE_RUNTIME_DIR", str(tmp_path / "rt"))
+    assert database_path(default_url(5006)) == (tmp_path / "rt" / "cluster-5006.sqlite").resolve()
+    assert default_url(5006) != default_url(5007) != default_url("/tmp/ks.sock")
+    assert default_url(5006, tmp_path / "elsewhere").startswith(f"sqlite://{(tmp_path / 'elsewhere').resolve()}/")
+    assert (tmp_path / "rt").stat().st_mode & 0o777 == 0o700
+    (tmp_path / "rt").chmod(0o777)
+    with pytest.raises(ConfigError, match="others may write to it"):
+        runtime_dir()
+
+
+def test_without_a_secret_processes_share_the_key_kept_beside_the_file(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two coordinators on one file, no KERNELSTATE_SECRET_KEY: one owner-only key file, values verify across."""
+    import datetime as dt
+
+    from kernelstate.cluster.machine import MachineCoordinator
+
+    monkeypatch.delenv("KERNELSTATE_SECRET_KEY", raising=False)
+    url = f"sqlite://{tmp_path}/c.sqlite"
+    a, b = MachineCoordinator(url, None), MachineCoordinator(url, None)
+    try:
+        assert (tmp_path / "c.key").stat().st_mode & 0o777 == 0o600
+        due = dt.datetime(2030, 1, 1)
+        assert [a.claim("t", due, 60), b.claim("t", due, 60)] == [True, False]
+        calls: list[str] = []
+
+        def compute(who: str, value: int) -> list[int]:
+            calls.append(who)
+            return [value]
+
+        assert a.cached("k", lambda: compute("a", 1), None) == [1]
+        assert b.cached("k", lambda: compute("b", 2), None) == [1] and calls == ["a"]
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_lock_whose_process_is_gone_is_taken_over(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A computation's lock left by a dead process (SIGKILL mid-compute) does not make others wait LOCK_S."""
+    import subprocess
+    import sys
+
+    from kernelstate.cluster.machine import MachineCoordinator
+
+    url = f"sqlite://{tmp_path}/c.sqlite"
+    coord = MachineCoordinator(url, SECRET)
+    try:
+        gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+        coord.db.run("INSERT INTO ks_locks (key, owner, expires) VALUES (?, ?, ?)",
+                     (cache_name("orphan"), f"{gone.stdout.strip()}:dead", time.time() + 600))
+        start = time.monotonic()
+        assert coord.cached("orphan", lambda: "computed", None) == "computed"
+        assert time.monotonic() - start < 10
+        assert "is gone; taking over" in caplog.text
+    finally:
+        coord.close()
