@@ -95,7 +95,7 @@ def check_url(url: str, *, from_argv: bool = False) -> str:
         return "local"
     parts = urlsplit(url)
     if parts.scheme == "sqlite":
-        from .machine import database_path
+        from .sqlite_file import database_path
 
         database_path(url)   # this machine's processes coordinate through the file
         return url

@@ -20,7 +20,8 @@ same file may hold the session store's records, in other tables). The
   the others poll for the value. A lock whose owner process is gone (this is one
   machine: its pid can be checked) or older than ``LOCK_S`` is taken over.
 
-Values are signed exactly as with Redis (:mod:`~kernelstate.cluster.signing`)
+The file itself (opening, schema, the key file, the outage log lines) is
+:mod:`~kernelstate.cluster.sqlite_file`. Values are signed exactly as with Redis (:mod:`~kernelstate.cluster.signing`)
 with ``KERNELSTATE_SECRET_KEY``, or without it with a key kept in an owner-only
 file beside the database (``<file>.key``), so every process of the machine
 signs alike. The file and its folder are created owner-only.
@@ -28,7 +29,7 @@ signs alike. The file and its folder are created owner-only.
 Limits, honestly: one machine only (SQLite over a network file system is not
 safe; use Redis across machines); a message reaches other processes after up to
 ``POLL_S`` plus the time to write a row (a few ms); a process stalled longer than
-``RETAIN_S`` misses what was published meanwhile; every write takes the one
+``RETAIN_S`` (or ``MAX_MESSAGES`` messages) misses what was published meanwhile; every write takes the one
 SQLite write lock of the file (fine for tasks, messages and cache fills, not
 for thousands of publishes per second). A damaged or locked file degrades like a
 Redis outage: one log line, tasks run in every process, messages stay in their
@@ -46,178 +47,33 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-from ..errors import ConfigError
 from .coordinator import ENV_SECRET, Coordinator
-from .errors import StoreURLError, TamperedValueError
+from .errors import TamperedValueError
 from .shared_cache import cache_name, max_value_bytes
 from .signing import Codec
+from .sqlite_file import (
+    BUSY_TIMEOUT_S,
+    REOPEN_CHECK_S,
+    CoordinationFile,
+    FileHealth,
+    database_path,
+    default_url,
+    key_beside,
+)
 from .topics import deliver
 
-__all__ = ["MachineCoordinator", "SCHEME", "database_path", "default_url"]
+__all__ = ["MachineCoordinator", "database_path", "default_url"]
 
 log = logging.getLogger("kernelstate.cluster")
-SCHEME = "sqlite"
 POLL_S = 0.05             # how often a process with subscribers looks for new messages
-BUSY_TIMEOUT_S = 2.0      # how long a statement waits for another process's write lock
 RETAIN_S = 30.0           # how long a message row is kept after publication
+MAX_MESSAGES = 10_000     # and at most this many rows are kept (a burst of publishes cannot fill the disk)
 LOCK_S = 120.0            # a shared computation holding the lock longer lets a second process start it
 PRUNE_EVERY_S = 5.0
-REOPEN_CHECK_S = 1.0      # how often the file is checked for having been replaced or deleted
 DEFAULT_CACHE_TTL_S = 86400.0
 _BATCH = 500
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS ks_claims (name TEXT NOT NULL, fire_ms INTEGER NOT NULL, owner TEXT NOT NULL,
-                                      expires REAL NOT NULL, PRIMARY KEY (name, fire_ms));
-CREATE TABLE IF NOT EXISTS ks_messages (id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL,
-                                        value BLOB NOT NULL, at REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS ks_cache (key TEXT PRIMARY KEY, value BLOB NOT NULL, expires REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS ks_locks (key TEXT PRIMARY KEY, owner TEXT NOT NULL, expires REAL NOT NULL);
-"""
-
-
-def default_url(listen: int | str, runtime_dir: Path | None = None) -> str:
-    """The URL the ``--num-procs`` supervisor uses when given no store: one file per port (or Unix socket).
-
-    One file per listening address keeps two servers on one machine from
-    claiming each other's tasks or receiving each other's messages.
-    """
-    if runtime_dir is None:
-        from .._paths import runtime_dir as default_dir
-
-        runtime_dir = default_dir()
-    tag = str(listen) if isinstance(listen, int) else _hash(str(listen))
-    return f"{SCHEME}://{Path(runtime_dir).resolve() / f'cluster-{tag}.sqlite'}"
-
-
-def _hash(text: str) -> str:
-    import hashlib
-
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
-
-
-def database_path(url: str) -> Path:
-    """The file of ``sqlite:///PATH`` (``sqlite:////PATH`` too: the path is always absolute)."""
-    parts = urlsplit(url)
-    if parts.scheme != SCHEME or parts.netloc or not parts.path.strip("/"):
-        raise StoreURLError(f"a machine-local store URL is sqlite:///ABSOLUTE/PATH/FILE.sqlite; got {url!r}")
-    return Path("/" + parts.path.lstrip("/"))
-
-
-def _key_beside(path: Path) -> str:
-    """The signing key kept in an owner-only file beside the database (made by the first process)."""
-    key_path = path.with_suffix(".key")
-    try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        try:
-            fd = os.open(key_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-        except FileExistsError:
-            for _ in range(20):   # another process made it an instant ago: let it finish writing
-                key = key_path.read_text(encoding="ascii").strip()
-                if key:
-                    return key
-                time.sleep(0.05)
-            raise ConfigError(f"the signing key file {key_path} is empty; delete it and start again") from None
-        with os.fdopen(fd, "w", encoding="ascii") as fh:
-            fh.write(secrets.token_urlsafe(48))
-        return key_path.read_text(encoding="ascii").strip()
-    except OSError as exc:
-        raise ConfigError(f"cannot keep the shared signing key in {key_path} ({exc}); set {ENV_SECRET} in every "
-                          "process, or choose a writable folder for the sqlite:/// store") from None
-
-
-class _Health:
-    """One log line when the database cannot be used, one when it can again."""
-
-    def __init__(self, label: str) -> None:
-        self.label = label
-        self.down = False
-        self.writes_failed = False
-        self._lock = threading.Lock()
-
-    def failed(self, what: str, exc: BaseException, *, write: bool = True) -> None:
-        with self._lock:
-            if self.down:
-                return
-            self.down = True
-            self.writes_failed = write
-        log.error("the machine-local coordination database %s cannot be used (%s while %s: %s); until it can, "
-                  "named tasks run in every process, published messages reach this process only and shared "
-                  "cached values are computed here; retrying. If the file is damaged, stop the server and delete it "
-                  "with its -wal and -shm files", self.label, type(exc).__name__, what, exc)
-
-    def ok(self, *, write: bool = True) -> None:
-        """A statement succeeded; a read only ends an outage that reads had (a locked file still lets readers in)."""
-        if not self.down:
-            return
-        with self._lock:
-            if not self.down or (self.writes_failed and not write):
-                return
-            self.down = False
-        log.warning("the machine-local coordination database %s can be used again: tasks, publish and the shared "
-                    "cache are coordinated across this machine's processes again", self.label)
-
-
-class _Database:
-    """One connection per process, statements serialized; reopened after a fork, a failure, or a replaced file."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = None
-        self._pid = 0
-        self._inode = 0
-        self._checked = 0.0
-
-    def run(self, sql: str, params: tuple[Any, ...] = ()) -> tuple[list[Any], int]:
-        """Run one statement (its own transaction); returns its rows and its row count."""
-        with self._lock:
-            conn = self._connection()
-            try:
-                cursor = conn.execute(sql, params)
-                return cursor.fetchall(), cursor.rowcount
-            except sqlite3.Error:
-                self._drop()
-                raise
-
-    def _connection(self) -> sqlite3.Connection:
-        now = time.monotonic()
-        if self._conn is not None and self._pid == os.getpid() and now - self._checked < REOPEN_CHECK_S:
-            return self._conn
-        self._checked = now
-        if self._conn is not None and self._pid == os.getpid():
-            try:
-                if os.stat(self.path).st_ino == self._inode:
-                    return self._conn
-            except FileNotFoundError:
-                pass
-            self._drop()   # deleted or replaced: the other processes open the new file, so must we
-        self._conn = None  # after a fork: never use (or close) the parent's connection
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
-        conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.executescript(_SCHEMA)
-        except sqlite3.Error:
-            conn.close()
-            raise
-        self._conn, self._pid, self._inode = conn, os.getpid(), os.stat(self.path).st_ino
-        return conn
-
-    def _drop(self) -> None:
-        if self._conn is not None and self._pid == os.getpid():
-            self._conn.close()
-        self._conn = None
-
-    def close(self) -> None:
-        with self._lock:
-            self._drop()
 
 
 class MachineCoordinator(Coordinator):
@@ -229,16 +85,33 @@ class MachineCoordinator(Coordinator):
         path = database_path(url)
         self.url = url
         self.label = f"{url} (this machine only)"
-        self.db = _Database(path)
-        self.codec = Codec((secret or os.environ.get(ENV_SECRET) or _key_beside(path)).encode("utf-8"))
-        self.health = _Health(str(path))
-        self.me = f"{socket.gethostname()}:{os.getpid()}"
-        self._lock = threading.Lock()
-        self._poller: threading.Thread | None = None
+        self.db = CoordinationFile(path)
+        self.codec = Codec((secret or os.environ.get(ENV_SECRET) or key_beside(path)).encode("utf-8"))
         self._last_id: int | None = None
-        self._stop = threading.Event()
-        self._sender = ThreadPoolExecutor(1, thread_name_prefix="kernelstate-machine-publish")
         self._pruned: dict[str, float] = {}
+        self._poller: threading.Thread | None = None
+        self._start_threads()
+
+    def _start_threads(self) -> None:
+        """This process's sender and (if it listens) poller; again in a child forked after they started."""
+        listening = self._poller is not None
+        self._pid = os.getpid()
+        self.me = f"{socket.gethostname()}:{self._pid}"
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self.health = FileHealth(str(self.db.path))
+        self._sender = ThreadPoolExecutor(1, thread_name_prefix="kernelstate-machine-publish")
+        self._poller = None
+        if listening:   # from the parent's last message on
+            self._start_poller()
+
+    def _check_fork(self) -> None:
+        if self._pid != os.getpid():   # a forked child has none of its parent's threads
+            self._start_threads()
+
+    def _start_poller(self) -> None:
+        self._poller = threading.Thread(target=self._poll, name="kernelstate-machine-poll", daemon=True)
+        self._poller.start()
 
     def _prune(self, table: str, sql: str, now: float) -> None:
         """Delete old rows of ``table`` at most every PRUNE_EVERY_S (whichever process gets there)."""
@@ -248,6 +121,7 @@ class MachineCoordinator(Coordinator):
 
     # -- tasks ------------------------------------------------------------------------
     def claim(self, name: str, fire_time: dt.datetime, expiry_s: float) -> bool:
+        self._check_fork()
         now = time.time()
         try:
             _, added = self.db.run("INSERT OR IGNORE INTO ks_claims (name, fire_ms, owner, expires) VALUES (?, ?, ?, ?)",
@@ -262,13 +136,15 @@ class MachineCoordinator(Coordinator):
     # -- publish/subscribe ------------------------------------------------------------
     def publish(self, topic: str, value: Any) -> None:
         blob = self.codec.dumps(f"topic:{topic}", value, max_value_bytes())   # a bad value raises here, in the caller
+        self._check_fork()
         self._sender.submit(self._send, topic, value, blob)   # in call order, off the caller's loop
 
     def _send(self, topic: str, value: Any, blob: bytes) -> None:
         now = time.time()
         try:
             self.db.run("INSERT INTO ks_messages (topic, value, at) VALUES (?, ?, ?)", (topic, blob, now))
-            self._prune("ks_messages", f"DELETE FROM ks_messages WHERE at < ? - {RETAIN_S}", now)
+            self._prune("ks_messages", f"DELETE FROM ks_messages WHERE at < ? - {RETAIN_S} OR id <= "
+                        f"(SELECT MAX(id) FROM ks_messages) - {MAX_MESSAGES}", now)
         except (sqlite3.Error, OSError) as exc:
             self.health.failed(f"publishing to topic {topic!r}", exc)
             deliver(topic, value)
@@ -279,13 +155,13 @@ class MachineCoordinator(Coordinator):
         self.health.ok()
 
     def listen(self) -> None:
+        self._check_fork()
         with self._lock:
             if self._poller is not None:
                 return
             # From the newest message now: one published right after subscribe() returns reaches us.
             self._last_id = self._newest_id()
-            self._poller = threading.Thread(target=self._poll, name="kernelstate-machine-poll", daemon=True)
-            self._poller.start()
+            self._start_poller()
 
     def _newest_id(self) -> int | None:
         try:
@@ -337,6 +213,7 @@ class MachineCoordinator(Coordinator):
 
     # -- shared cache -----------------------------------------------------------------
     def cached(self, key: Any, compute: Callable[[], Any], ttl: float | None) -> Any:
+        self._check_fork()
         name = cache_name(key)
         purpose = f"cache:{name}"
         try:

@@ -342,3 +342,51 @@ def test_a_lock_whose_process_is_gone_is_taken_over(tmp_path: Path, caplog: pyte
         assert "is gone; taking over" in caplog.text
     finally:
         coord.close()
+
+
+FORKED = '''
+import datetime as dt, os, sys, time
+from kernelstate.cluster.machine import MachineCoordinator
+from kernelstate.cluster import topics
+
+class Probe:   # stands in for a session's subscription: records what this process receives
+    topic = "forked"
+    active = True
+    def __init__(self):
+        self.got = []
+    def deliver(self, value):
+        self.got.append(value)
+
+probe = Probe()
+topics._by_topic["forked"] = [probe]
+coord = MachineCoordinator(sys.argv[1], "k")
+coord.listen()
+coord.publish("forked", "from the parent")   # the parent's sender and poller threads are running
+deadline = time.time() + 10
+while not probe.got and time.time() < deadline:
+    time.sleep(0.01)
+pid = os.fork()
+if pid == 0:
+    probe.got.clear()
+    won = coord.claim("t", dt.datetime(2030, 1, 1), 60)
+    coord.publish("forked", "from the child")
+    deadline = time.time() + 10
+    while "from the child" not in probe.got and time.time() < deadline:
+        time.sleep(0.01)
+    os._exit(0 if won and "from the child" in probe.got else 3)
+_, status = os.waitpid(pid, 0)
+print("parent got", probe.got, "child exit", os.waitstatus_to_exitcode(status))
+'''
+
+
+def test_a_child_forked_after_the_threads_started_gets_its_own(tmp_path: Path) -> None:
+    """A coordinator used before os.fork() works in the child: its own connection, sender and poller."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "forked.py"
+    script.write_text(FORKED)
+    done = subprocess.run([sys.executable, str(script), f"sqlite://{tmp_path}/c.sqlite"], capture_output=True,
+                          text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert "child exit 0" in done.stdout and "'from the child'" in done.stdout, done.stdout + done.stderr
