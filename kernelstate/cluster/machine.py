@@ -173,6 +173,7 @@ class MachineCoordinator(Coordinator):
 
     def _poll(self) -> None:
         checked = time.monotonic()
+        seen = self.db.inode   # the file the ids count in
         while not self._stop.is_set():
             try:
                 if self._last_id is None:
@@ -183,6 +184,11 @@ class MachineCoordinator(Coordinator):
                 rows, _ = self.db.run("SELECT id, topic, value FROM ks_messages WHERE id > ? ORDER BY id LIMIT ?",
                                       (self._last_id, _BATCH))
                 self.health.ok(write=False)
+                if self.db.inode != seen:
+                    replaced, seen = seen != 0, self.db.inode
+                    if replaced:   # deleted or replaced, and reopened: every message in the new file is new
+                        self._last_id = 0
+                        continue
                 for row_id, topic, blob in rows:
                     self._last_id = int(row_id)
                     self._received(str(topic), bytes(blob))
@@ -191,8 +197,8 @@ class MachineCoordinator(Coordinator):
                 if not rows and time.monotonic() - checked > REOPEN_CHECK_S:
                     checked = time.monotonic()
                     newest = self._newest_id()
-                    if newest is not None and newest < self._last_id:   # the file was replaced: start over
-                        self._last_id = newest
+                    if newest is not None and newest < self._last_id:   # a new file under the same inode number
+                        self._last_id = 0
             except (sqlite3.Error, OSError) as exc:
                 self.health.failed("reading published messages", exc, write=False)
                 self._stop.wait(1.0)

@@ -134,7 +134,7 @@ class CoordinationFile:
         self._lock_pid = os.getpid()
         self._conn: sqlite3.Connection | None = None
         self._pid = 0
-        self._inode = 0
+        self.inode = 0
         self._checked = 0.0
 
     def run(self, sql: str, params: tuple[Any, ...] = ()) -> tuple[list[Any], int]:
@@ -157,7 +157,7 @@ class CoordinationFile:
         self._checked = now
         if self._conn is not None and self._pid == os.getpid():
             try:
-                if os.stat(self.path).st_ino == self._inode:
+                if os.stat(self.path).st_ino == self.inode:
                     return self._conn
             except FileNotFoundError:
                 pass
@@ -173,7 +173,7 @@ class CoordinationFile:
         except sqlite3.Error:
             conn.close()
             raise
-        self._conn, self._pid, self._inode = conn, os.getpid(), os.stat(self.path).st_ino
+        self._conn, self._pid, self.inode = conn, os.getpid(), os.stat(self.path).st_ino
         return conn
 
     def _drop(self) -> None:

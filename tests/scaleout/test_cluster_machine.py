@@ -344,21 +344,28 @@ def test_a_lock_whose_process_is_gone_is_taken_over(tmp_path: Path, caplog: pyte
         coord.close()
 
 
-FORKED = '''
+PROBE = '''
 import datetime as dt, os, sys, time
 from kernelstate.cluster.machine import MachineCoordinator
 from kernelstate.cluster import topics
 
 class Probe:   # stands in for a session's subscription: records what this process receives
-    topic = "forked"
     active = True
     def __init__(self):
         self.got = []
     def deliver(self, value):
         self.got.append(value)
 
+def wait_for(predicate):
+    deadline = time.time() + 10
+    while not predicate() and time.time() < deadline:
+        time.sleep(0.01)
+
 probe = Probe()
 topics._by_topic["forked"] = [probe]
+'''
+
+FORKED = PROBE + '''
 coord = MachineCoordinator(sys.argv[1], "k")
 coord.listen()
 coord.publish("forked", "from the parent")   # the parent's sender and poller threads are running
@@ -377,6 +384,44 @@ if pid == 0:
 _, status = os.waitpid(pid, 0)
 print("parent got", probe.got, "child exit", os.waitstatus_to_exitcode(status))
 '''
+
+
+REPLACED = PROBE + '''
+url = sys.argv[1]
+a, b = MachineCoordinator(url, "k"), MachineCoordinator(url, "k")
+b.listen()
+a.publish("forked", "one")
+wait_for(lambda: probe.got == ["one"])
+b._stop.set()   # b's poller is slow to notice: a makes the new file and publishes into it first
+b._poller.join()
+for suffix in ("", "-wal", "-shm"):   # the file is deleted (a cleaned runtime folder) while both use it
+    path = url[len("sqlite://"):] + suffix
+    if os.path.exists(path):
+        os.remove(path)
+time.sleep(1.2)
+due = dt.datetime(2030, 1, 1)
+a.publish("forked", "two")
+a.publish("forked", "three")
+a._sender.submit(lambda: None).result()
+b._stop.clear()
+b._start_poller()
+claims = [a.claim("t", due, 60), b.claim("t", due, 60)]
+wait_for(lambda: len(probe.got) == 3)
+print("claims", claims, "got", probe.got, "file", os.path.exists(url[len("sqlite://"):]))
+'''
+
+
+def test_a_deleted_file_is_made_again_and_every_process_moves_to_it(tmp_path: Path) -> None:
+    """Both processes reopen the new file: claims stay exclusive, no message published into it is missed."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "replaced.py"
+    script.write_text(REPLACED)
+    done = subprocess.run([sys.executable, str(script), f"sqlite://{tmp_path}/c.sqlite"], capture_output=True,
+                          text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert "claims [True, False] got ['one', 'two', 'three'] file True" in done.stdout, done.stdout + done.stderr
 
 
 def test_a_child_forked_after_the_threads_started_gets_its_own(tmp_path: Path) -> None:
