@@ -21,19 +21,22 @@ same file may hold the session store's records, in other tables). The
   machine: its pid can be checked) or older than ``LOCK_S`` is taken over.
 
 The file itself (opening, schema, the key file, the outage log lines) is
-:mod:`~kernelstate.cluster.sqlite_file`. Values are signed exactly as with Redis (:mod:`~kernelstate.cluster.signing`)
-with ``KERNELSTATE_SECRET_KEY``, or without it with a key kept in an owner-only
-file beside the database (``<file>.key``), so every process of the machine
-signs alike. The file and its folder are created owner-only.
+:mod:`~kernelstate.cluster.sqlite_file`. Values are signed exactly as with
+Redis (:mod:`~kernelstate.cluster.signing`) with ``KERNELSTATE_SECRET_KEY``, or
+without it with a key kept in an owner-only file beside the database
+(``<file>.key``), so every process of the machine signs alike. The file and its
+folder are created owner-only.
 
 Limits, honestly: one machine only (SQLite over a network file system is not
-safe; use Redis across machines); a message reaches other processes after up to
-``POLL_S`` plus the time to write a row (a few ms); a process stalled longer than
-``RETAIN_S`` (or ``MAX_MESSAGES`` messages) misses what was published meanwhile; every write takes the one
-SQLite write lock of the file (fine for tasks, messages and cache fills, not
-for thousands of publishes per second). A damaged or locked file degrades like a
-Redis outage: one log line, tasks run in every process, messages stay in their
-process, cached values are computed locally, until the file can be used again.
+safe; use Redis across machines); a message reaches the other processes within
+``POLL_S`` plus the time to write a row (a few ms); a process stalled longer
+than ``RETAIN_S`` (or ``MAX_MESSAGES`` messages) misses what was published
+meanwhile; every write takes the file's one SQLite write lock (fine for tasks,
+messages and cache fills, not for thousands of publishes per second). A damaged
+or locked file degrades like a Redis outage: one log line, tasks run in every
+process, messages stay in their process, cached values are computed locally,
+until the file can be used again. A deleted file is made again and every
+process moves to it within ``REOPEN_CHECK_S``.
 """
 from __future__ import annotations
 
