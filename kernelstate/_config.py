@@ -155,7 +155,8 @@ OPTIONS: dict[str, Option] = {
                               process_only=True),
     "exception_handler": Option(None, _handler, "called as handler(exception) after a callback's failure is logged, in the failing session"),
     # kernelstate.cluster: work across processes
-    "session_store": Option(None, _store_url, "redis://host:port/db shared by every process (tasks, publish, shared cache); "
+    "session_store": Option(None, _store_url, "redis://host:port/db shared by every process, or sqlite:///PATH by this machine's "
+                            "(tasks, publish, shared cache); "
                             "None: KERNELSTATE_SESSION_STORE, else this process alone", process_only=True, applied=_use_store),
     "shared_value_max_bytes": Option(1024 * 1024, _positive_int("shared_value_max_bytes"),
                                      "bound of a value shared through the store (as_cached(shared=True), publish)", process_only=True),

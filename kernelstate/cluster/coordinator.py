@@ -16,11 +16,13 @@ messages delivered in-process, values computed locally. That is exactly
 today's single-process behaviour. :func:`configure` replaces it for the process
 (the server does this at start-up from ``--session-store``).
 
-URLs: ``redis://[:password@]host:port/db`` (or ``rediss://``). A password is
-accepted only through the ``KERNELSTATE_SESSION_STORE`` environment variable,
-never on the command line (where ``ps`` shows it to every user). ``local``, an
-empty value, or a machine-local store's URL (a file or SQLite store, which the
-session store module owns) mean the local default: nothing is shared.
+URLs: ``redis://[:password@]host:port/db`` (or ``rediss://``), across machines.
+A password is accepted only through the ``KERNELSTATE_SESSION_STORE``
+environment variable, never on the command line (where ``ps`` shows it to every
+user). ``sqlite:///ABSOLUTE/PATH``: the processes of this machine, through that
+SQLite file (:mod:`~kernelstate.cluster.machine`). ``local``, an empty value, or
+another store's URL (which the session store module owns) mean the local
+default: nothing is shared.
 """
 from __future__ import annotations
 
@@ -92,8 +94,13 @@ def check_url(url: str, *, from_argv: bool = False) -> str:
     if url in ("", "local"):
         return "local"
     parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        from .sqlite_file import database_path
+
+        database_path(url)   # this machine's processes coordinate through the file
+        return url
     if parts.scheme not in _SCHEMES:
-        return url  # a machine-local store (file, SQLite): nothing to coordinate across machines through it
+        return url  # another store's URL (the session store module's): nothing to coordinate through it
     if not parts.hostname:
         raise StoreURLError(f"session store URL has no host: {redacted(url)!r}; write redis://host:port/db")
     if from_argv and parts.password:
@@ -120,8 +127,12 @@ def configure(url: str | None, secret: str | None = None) -> Coordinator:
         old = _current[0]
         if old.url == url:
             return old
-        if urlsplit(url).scheme not in _SCHEMES:
-            new: Coordinator = LocalCoordinator()
+        if urlsplit(url).scheme == "sqlite":
+            from .machine import MachineCoordinator
+
+            new: Coordinator = MachineCoordinator(url, secret)
+        elif urlsplit(url).scheme not in _SCHEMES:
+            new = LocalCoordinator()
             new.url = url
         else:
             from .redis_coordinator import RedisCoordinator

@@ -23,8 +23,6 @@ another to compute a value waits with it (at most ``LOCK_S``).
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
 import logging
 import os
 import socket
@@ -37,11 +35,12 @@ import redis
 from redis.exceptions import LockError, RedisError
 
 from .coordinator import ENV_SECRET, Coordinator, check_store, redacted
-from .errors import NotShareableError, TamperedValueError
+from .errors import TamperedValueError
+from .shared_cache import cache_name, max_value_bytes
 from .signing import Codec
 from .topics import deliver
 
-__all__ = ["RedisCoordinator"]
+__all__ = ["RedisCoordinator", "cache_name"]
 
 log = logging.getLogger("kernelstate.cluster")
 TOPIC_PREFIX = "ks:topic:"
@@ -78,18 +77,6 @@ class _Health:
                     "cache are coordinated again", self.label)
 
 
-def cache_name(key: Any) -> str:
-    """The Redis key of a shared cache key (which must be JSON: strings, numbers, lists/tuples of them)."""
-    try:
-        text = json.dumps(key, sort_keys=True, separators=(",", ":"), allow_nan=False)
-    except (TypeError, ValueError):
-        raise NotShareableError(
-            f"as_cached(shared=True): the key {key!r} (with its keyword arguments) must be made of JSON values "
-            "(str, int, float, bool, None, tuples/lists of them) so every process names it the same way"
-        ) from None
-    return "ks:cache:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
 class RedisCoordinator(Coordinator):
     """Coordination through the Redis server at ``url``; values signed with ``secret``."""
 
@@ -123,7 +110,7 @@ class RedisCoordinator(Coordinator):
 
     # -- publish/subscribe ------------------------------------------------------------
     def publish(self, topic: str, value: Any) -> None:
-        blob = self.codec.dumps(f"topic:{topic}", value, _max_bytes())   # a bad value raises here, in the caller
+        blob = self.codec.dumps(f"topic:{topic}", value, max_value_bytes())   # a bad value raises here, in the caller
         # Sent from one thread, in call order: a slow or unreachable store never stalls the caller's loop.
         self._sender.submit(self._send, topic, value, blob)
 
@@ -209,7 +196,7 @@ class RedisCoordinator(Coordinator):
                 if hit is not _MISSING:
                     return hit
             value = compute()
-            blob = self.codec.dumps(purpose, value, _max_bytes())
+            blob = self.codec.dumps(purpose, value, max_value_bytes())
             try:
                 self.redis.set(name, blob, ex=expiry)
             except RedisError as exc:
@@ -239,12 +226,6 @@ class RedisCoordinator(Coordinator):
         if self._listener is not None:
             self._listener.join(TIMEOUT_S + 1)
         self.redis.close()
-
-
-def _max_bytes() -> int:
-    from .._config import config
-
-    return int(config.process_value("shared_value_max_bytes"))
 
 
 _MISSING = object()

@@ -15,12 +15,15 @@ line for the outage).
 """
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Hashable
 from typing import Any
 
 from .coordinator import coordinator
+from .errors import NotShareableError
 
-__all__ = ["shared_value"]
+__all__ = ["shared_value", "cache_name", "max_value_bytes"]
 
 
 def shared_value(key: Hashable, compute: Callable[[], Any], ttl: float | None) -> Any:
@@ -28,3 +31,22 @@ def shared_value(key: Hashable, compute: Callable[[], Any], ttl: float | None) -
     if ttl is not None and ttl <= 0:
         raise ValueError(f"as_cached(shared=True): ttl must be a positive number of seconds or None; got {ttl!r}")
     return coordinator().cached(key, compute, ttl)
+
+
+def cache_name(key: Any) -> str:
+    """The store's name of a shared cache key (which must be JSON: strings, numbers, lists/tuples of them)."""
+    try:
+        text = json.dumps(key, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError):
+        raise NotShareableError(
+            f"as_cached(shared=True): the key {key!r} (with its keyword arguments) must be made of JSON values "
+            "(str, int, float, bool, None, tuples/lists of them) so every process names it the same way"
+        ) from None
+    return "ks:cache:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def max_value_bytes() -> int:
+    """The bound of a value shared through the store (``ks.config.shared_value_max_bytes``)."""
+    from .._config import config
+
+    return int(config.process_value("shared_value_max_bytes"))

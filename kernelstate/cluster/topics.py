@@ -11,7 +11,8 @@ is delivered here at once (the value itself, not a copy); with a shared store
 it goes through Redis and reaches every process, this one included, as JSON
 (or bytes), signed. Delivery is at most once and in publish order per
 publisher; a process that is not connected when a message is published misses
-it (Redis pub/sub keeps no history).
+it (Redis pub/sub keeps no history). Through a machine-local ``sqlite:///``
+store a message reaches the other processes within about 50 ms (they poll).
 """
 from __future__ import annotations
 

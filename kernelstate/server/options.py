@@ -285,7 +285,8 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     a("--referrer-policy", default=d.referrer_policy, choices=REFERRER_POLICIES, help="the Referrer-Policy pages are sent with (default same-origin)")
     a("--unix-socket", default=None, metavar="PATH", help="listen on this Unix socket instead of a TCP port (e.g. behind jupyter-server-proxy); "
       "the proxy must send Host: localhost, 127.0.0.1 or [::1] (any port), or a name given with --allow-host")
-    a("--session-store", default=None, metavar="URL", help="redis://host:port/db shared by every process: named tasks "
+    a("--session-store", default=None, metavar="URL", help="redis://host:port/db shared by every process (or sqlite:///PATH: "
+      "the processes of this machine only): named tasks "
       "run once per period across processes, publish reaches every process, as_cached(shared=True) computes once "
       "(default: the KERNELSTATE_SESSION_STORE environment variable, the only place for a URL with a password)")
     a("--dask-scheduler", default=None, metavar="ADDRESS", help="the Dask scheduler for ks.state.execute(fn, "

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import tempfile
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -21,8 +23,10 @@ from kernelstate.threads import thread_pool
 
 PROCESS_ONLY: dict[str, Any] = {"reuse_sessions": True, "global_loading_spinner": True, "nthreads": 3,
                                 "cache_max_items": 5,
-                                # kernelstate.cluster (a machine-local store URL: no Redis needed here)
-                                "session_store": "sqlite:///scope-test.db", "shared_value_max_bytes": 5,
+                                # kernelstate.cluster (this machine's processes through a SQLite file: no Redis
+                                # needed here; a key file is kept beside it when KERNELSTATE_SECRET_KEY is unset)
+                                "session_store": f"sqlite://{tempfile.gettempdir()}/kernelstate-scope-test-{os.getuid()}.db",
+                                "shared_value_max_bytes": 5,
                                 "dask_scheduler": "tcp://127.0.0.1:1"}
 
 
