@@ -91,6 +91,8 @@ class Component(param.Parameterized):
         model_ref, session_ref = weakref.ref(model), weakref.ref(session)
         for prop, name in self._from_browser.items():
             model.on_change(prop, self._browser_change(model_ref, session_ref, prop, name))
+        if self._from_browser:
+            session.browser_props[model] = tuple(self._from_browser)
         with self._views_lock:
             self._views[key] = View(model, weakref.ref(session), weakref.ref(doc))
         session.on_destroy(functools.partial(self._drop_view_of, key))

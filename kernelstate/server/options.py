@@ -14,6 +14,8 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..limits import MessageLimits
+from ..store.urls import ENV_VAR as STORE_ENV_VAR
+from ..store.urls import check_store_url
 
 DEFAULT_PORT = 5006
 REFERRER_POLICIES = ("no-referrer", "no-referrer-when-downgrade", "origin", "origin-when-cross-origin",
@@ -71,6 +73,7 @@ class ServeOptions:
     unix_socket: str | None = None
     frame_ancestors: tuple[str, ...] = ("'self'",)
     referrer_policy: str = "same-origin"
+    session_store: str | None = None  # local, sqlite:///PATH or redis://HOST:PORT/DB (kernelstate.store.urls)
 
     def __post_init__(self) -> None:
         if not isinstance(self.port, int) or not 0 <= self.port <= 65535:
@@ -127,8 +130,15 @@ class ServeOptions:
         for name, directory in self.static_dirs.items():
             if not Path(directory).is_dir():
                 raise ConfigError(f"static dir for {name!r} does not exist: {directory!r}")
+        if self.session_store is not None:
+            check_store_url(self.session_store)
         if self.setup is not None and not Path(self.setup).is_file():
             raise ConfigError(f"--setup script not found: {self.setup!r}")
+
+    @property
+    def session_store_url(self) -> str | None:
+        """The session store: ``KERNELSTATE_SESSION_STORE`` (which may carry a password) or ``session_store``."""
+        return os.environ.get(STORE_ENV_VAR) or self.session_store
 
     @property
     def secret(self) -> str | None:
@@ -171,6 +181,7 @@ class ServeOptions:
             message_limits=MessageLimits.parse(ns.message_limit or ()),
             unix_socket=ns.unix_socket,
             frame_ancestors=tuple(ns.frame_ancestors or ("'self'",)), referrer_policy=ns.referrer_policy,
+            session_store=ns.session_store and check_store_url(ns.session_store, from_argv=True),
         )
 
 
@@ -250,5 +261,8 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     a("--title", default=None, help="default page title")
     a("--frame-ancestors", action="append", metavar="SOURCE", help="who may show the pages in a frame: CSP frame-ancestors sources, repeatable (default 'self'; 'none' forbids every frame)")
     a("--referrer-policy", default=d.referrer_policy, choices=REFERRER_POLICIES, help="the Referrer-Policy pages are sent with (default same-origin)")
+    a("--session-store", default=None, metavar="URL", help="keep sessions recoverable in a store: 'local' (SQLite in the "
+      "runtime folder, for restarts and --num-procs), sqlite:///PATH, or redis://HOST:PORT/DB (several machines); a "
+      f"URL with a password only in the environment variable {STORE_ENV_VAR}")
     a("--unix-socket", default=None, metavar="PATH", help="listen on this Unix socket instead of a TCP port (e.g. behind jupyter-server-proxy); "
       "the proxy must send Host: localhost, 127.0.0.1 or [::1] (any port), or a name given with --allow-host")

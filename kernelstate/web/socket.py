@@ -7,6 +7,8 @@ signature, and the session id's inside it, must verify.
 After the upgrade (:meth:`SessionSocket.attach_session`), in this order:
 
 - a live session with that id: attach;
+- else, a session the host can rebuild (a session store holds its record,
+  :mod:`kernelstate.store`): rebuild it and attach, even with an expired token;
 - else, an expired token: close with ``TOKEN_EXPIRED`` (reload the page);
 - else, a pending session (a reuse page, or a page whose first WebSocket is
   late): create it now and attach; at the session cap, close with
@@ -74,6 +76,8 @@ class SessionSocket(BokehSocket):
         assert sid is not None, "verify_token() runs before the upgrade"
         entry = manager.get(sid)
         if entry is None:
+            entry = await self._recover(sid, route)
+        if entry is None:
             if self.token_expired:
                 self.close(CloseCode.TOKEN_EXPIRED, "token expired: reload the page")
                 return
@@ -100,6 +104,21 @@ class SessionSocket(BokehSocket):
         self._sessions = manager
         manager.connected(entry)
         entry.host.attach(self)
+
+    async def recover_session(self, session_id: str) -> SessionEntry | None:
+        """Rebuild a session this process does not have (a host with a session store overrides this)."""
+        return None
+
+    async def _recover(self, sid: str, route: str) -> SessionEntry | None:
+        try:
+            return await self.recover_session(sid)
+        except SessionLimitError as exc:
+            log.warning("cannot restore session for %s: %s (session=%s)", route, exc, sid)
+        except AppLoadError as exc:
+            cause = exc.cause or exc
+            log.error("app %s failed while restoring a session (session=%s): %s", route, sid, cause,
+                      exc_info=(type(cause), cause, cause.__traceback__))
+        return None
 
     async def on_message(self, message: str | bytes) -> None:
         if self.entry is not None:

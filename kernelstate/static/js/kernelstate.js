@@ -38,6 +38,9 @@
         if (ev.code >= 4000 && ev.code <= 4999) {
           ks.closedForGood = true;
           ks.banner(ev.reason || "The session ended. Reload the page to start a new one.");
+        } else if (ev.code === 1012 && !ks.closedForGood) {
+          // The server restarts with a session store: BokehJS reconnects and the session carries on.
+          ks.banner(ev.reason || "The server is restarting: reconnecting.");
         } else if (!ks.closedForGood) {
           ks.banner("Connection to the server lost. Reload the page if it does not come back.");
         }

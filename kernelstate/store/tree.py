@@ -1,0 +1,151 @@
+"""Stable identities of a Document's models, and the browser-settable values under them.
+
+A model's identity is its path from the Document's roots, the way a visitor
+would walk it: the root's position, then property names (sorted) and
+positions in lists, ending in the model's type, e.g.
+``0/children.1/tabs.0/child:Slider``. It does not use Bokeh ids, so the same
+app code builds the same identities in any process. A model reachable along
+several paths takes the first one in this order.
+
+Only properties a component lets the browser set (``Session.browser_props``,
+registered by :class:`~kernelstate.components.base.Component`) are recorded,
+and they are restored the way a browser's change arrives: ``set_from_json`` on
+the model, so the component validates the value, sets its parameter and its
+watchers run.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from bokeh.core.serialization import Deserializer, Serializer
+from bokeh.document.events import DocumentChangedEvent, ModelChangedEvent, RootAddedEvent, RootRemovedEvent
+from bokeh.model import Model
+
+from ..context import activate
+
+if TYPE_CHECKING:
+    from bokeh.document import Document
+
+    from ..session import Session
+
+__all__ = ["MAX_VALUE_BYTES", "apply_values", "collect_values", "walk"]
+
+log = logging.getLogger(__name__)
+MAX_VALUE_BYTES = 64 * 1024
+SKIPPED = frozenset({"js_event_callbacks", "js_property_callbacks", "tags", "stylesheets", "context_menu"})
+
+
+def walk(document: Document) -> Iterator[tuple[str, Model]]:
+    """``(identity, model)`` for every model reachable from the roots, in document order."""
+    seen: set[str] = set()
+    for i, root in enumerate(document.roots):
+        yield from _visit(root, str(i), seen)
+
+
+def _visit(model: Model, path: str, seen: set[str]) -> Iterator[tuple[str, Model]]:
+    if model.id in seen:
+        return
+    seen.add(model.id)
+    yield f"{path}:{type(model).__name__}", model
+    for name in sorted(model.properties_with_refs()):
+        if name not in SKIPPED:
+            yield from _visit_value(getattr(model, name), f"{path}/{name}", seen)
+
+
+def _visit_value(value: Any, path: str, seen: set[str]) -> Iterator[tuple[str, Model]]:
+    if isinstance(value, Model):
+        yield from _visit(value, path, seen)
+    elif isinstance(value, (list, tuple)):
+        for j, item in enumerate(value):
+            yield from _visit_value(item, f"{path}.{j}", seen)
+    elif isinstance(value, dict):
+        for key in sorted(value, key=str):
+            yield from _visit_value(value[key], f"{path}.{key}", seen)
+
+
+def _has_model(value: Any) -> bool:
+    if isinstance(value, Model):
+        return True
+    if isinstance(value, (list, tuple)):
+        return any(_has_model(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_model(v) for v in value.values())
+    return False
+
+
+def collect_values(session: Session) -> tuple[list[list[Any]], list[str]]:
+    """The browser-settable values of the session's Document, in document order, and what was too big."""
+    document = session.document
+    if document is None:
+        return [], []
+    values: list[list[Any]] = []
+    skipped: list[str] = []
+    for identity, model in walk(document):
+        for prop in session.browser_props.get(model, ()):
+            value = getattr(model, prop)
+            if _has_model(value):
+                continue
+            rep = Serializer(deferred=False).encode(value)
+            if len(repr(rep)) > MAX_VALUE_BYTES:
+                skipped.append(f"{identity}.{prop}")
+                continue
+            values.append([identity, prop, rep])
+    return values, skipped
+
+
+class _StructureWatch:
+    """Notes when the Document's structure (roots, or properties holding models) changes."""
+
+    def __init__(self, document: Document) -> None:
+        self.changed = False
+        self.document = document
+        document.on_change(self)
+
+    def __call__(self, event: DocumentChangedEvent) -> None:
+        if isinstance(event, (RootAddedEvent, RootRemovedEvent)):
+            self.changed = True
+        elif isinstance(event, ModelChangedEvent) and event.attr in event.model.properties_with_refs():
+            self.changed = True
+
+    def close(self) -> None:
+        self.document.remove_on_change(self)
+
+
+def apply_values(session: Session, values: list[list[Any]]) -> tuple[int, list[str]]:
+    """Set each saved value as if the browser had sent it, in order; return (restored, dropped).
+
+    A value is dropped when its model is no longer at that identity, the
+    property is not browser-settable there, or the component refuses it.
+    """
+    document = session.document
+    if document is None:
+        return 0, [f"{identity}.{prop}" for identity, prop, _ in values]
+    watch = _StructureWatch(document)
+    index = dict(walk(document))
+    restored, dropped = 0, []
+    try:
+        with activate(session):
+            for entry in values:
+                identity, prop, rep = entry
+                if watch.changed:
+                    index, watch.changed = dict(walk(document)), False
+                model = index.get(identity)
+                if model is None or prop not in session.browser_props.get(model, ()):
+                    dropped.append(f"{identity}.{prop}")
+                    continue
+                try:
+                    value = Deserializer().decode(rep)
+                    model.set_from_json(prop, value)
+                except Exception as exc:
+                    log.debug("restoring %s.%s failed: %s (session=%s)", identity, prop, exc, session.id)
+                    dropped.append(f"{identity}.{prop}")
+                    continue
+                if Serializer(deferred=False).encode(getattr(model, prop)) == rep:
+                    restored += 1
+                else:
+                    dropped.append(f"{identity}.{prop}")
+    finally:
+        watch.close()
+    return restored, dropped
