@@ -97,6 +97,27 @@ class Processes:
         self.started.append(proc)
         return proc
 
+    def serve_many(self, *apps: tuple[Path, tuple[str, ...]]) -> list[ServeProcess]:
+        """Start several processes at once (each start is mostly waiting for imports)."""
+        found: dict[int, ServeProcess] = {}
+        errors: list[BaseException] = []
+
+        def one(i: int, app: Path, args: tuple[str, ...]) -> None:
+            try:
+                found[i] = start_serve_process(str(app), *args, env=self.env)
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=one, args=(i, app, args)) for i, (app, args) in enumerate(apps)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(90)
+        self.started.extend(found.values())
+        if errors:
+            raise errors[0]
+        return [found[i] for i in range(len(apps))]
+
     def stop_all(self) -> None:
         for proc in self.started:
             if proc.proc.poll() is None:

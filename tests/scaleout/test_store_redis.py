@@ -72,7 +72,7 @@ def test_sigkill_one_of_two_processes_loses_no_values(procs: Processes, tmp_path
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     """30 tabs on a SIGKILLed process reconnect to another: every value, saved dict and restore callback is there."""
     app = write(tmp_path, "failover.py", APP)
-    a, b = procs.serve(app), procs.serve(app)
+    a, b = procs.serve_many((app, ()), (app, ()))
     assert redis_server.password not in " ".join(a.proc.args)  # type: ignore[arg-type]
 
     async def main() -> list[float]:
@@ -112,7 +112,7 @@ def test_sigkill_one_of_two_processes_loses_no_values(procs: Processes, tmp_path
 def test_tampered_record_is_refused(procs: Processes, tmp_path: Path, redis_server: RedisServer) -> None:
     """A record changed in the store is refused: the reconnecting tab is told to reload, and the log says why."""
     app = write(tmp_path, "failover.py", APP)
-    a, b = procs.serve(app), procs.serve(app)
+    a, b = procs.serve_many((app, ()), (app, ()))
 
     async def main() -> None:
         tab = ProtocolClient(a.url.rstrip("/") + "/failover", timeout=10)
@@ -137,7 +137,7 @@ def test_tampered_record_is_refused(procs: Processes, tmp_path: Path, redis_serv
 
 def test_older_app_version_restores_what_matches(procs: Processes, tmp_path: Path) -> None:
     """A record from the app's previous version: matching values come back, the rest is logged as dropped."""
-    old, new = procs.serve(write(tmp_path, "v1/versioned.py", V1)), procs.serve(write(tmp_path, "v2/versioned.py", V2))
+    old, new = procs.serve_many((write(tmp_path, "v1/versioned.py", V1), ()), (write(tmp_path, "v2/versioned.py", V2), ()))
 
     async def main() -> None:
         tab = ProtocolClient(old.url.rstrip("/") + "/versioned", timeout=10)
@@ -161,8 +161,7 @@ def test_older_app_version_restores_what_matches(procs: Processes, tmp_path: Pat
 def test_redis_outage_degrades_then_recovers(procs: Processes, tmp_path: Path, redis_server: RedisServer) -> None:
     """Redis stopped: sessions work on, one log line, unknown sessions reload; Redis back: recovery works again."""
     app = write(tmp_path, "failover.py", APP)
-    a = procs.serve(app, "--check-unused-sessions", "300")
-    b = procs.serve(app)
+    a, b = procs.serve_many((app, ("--check-unused-sessions", "300")), (app, ()))
     url_a, url_b = a.url.rstrip("/") + "/failover", b.url.rstrip("/") + "/failover"
 
     async def main() -> None:
