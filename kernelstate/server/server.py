@@ -282,7 +282,7 @@ class Server:
         closing sockets hold parts of it until the loop has run their callbacks.
         """
         if self.recovery is not None and self.loop is not None:
-            self.loop.create_task(self.recovery.sweep())
+            self.recovery.worker.spawn(self.recovery.sweep())
         if self.manager.cleanup() and self.loop is not None and not self._collect_pending:
             self._collect_pending = True
             self.loop.call_later(SWEEP_COLLECT_DELAY_S, self._collect)

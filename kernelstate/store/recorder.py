@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from bokeh.document.events import DocumentChangedEvent, ModelChangedEvent
 
@@ -44,7 +44,6 @@ class SessionRecorder:
         self.ttl_s, self.debounce_s, self.max_bytes = ttl_s, debounce_s, max_bytes
         self.detached = False
         self.writes = 0
-        self._dirty = False
         self._timer: asyncio.TimerHandle | None = None
         self._warned = False
         # The page's path and query only: cookies, headers and the user come from the reconnecting request.
@@ -67,7 +66,6 @@ class SessionRecorder:
 
     def mark(self) -> None:
         """Something recoverable changed: write the record soon."""
-        self._dirty = True
         if self._timer is None and not self.detached and not self.session.destroyed:
             loop = self.session.event_loop()
             if loop is not None:
@@ -75,13 +73,14 @@ class SessionRecorder:
 
     def _flush_soon(self) -> None:
         self._timer = None
+        if not self.worker.available:
+            return  # stays dirty: rewritten when the store is back (StoreWorker.on_back), nothing queues up meanwhile
         data = self.encode()
         if data is not None:
-            asyncio.ensure_future(self._put(data))
+            self.worker.spawn(self._put(data))
 
     def encode(self) -> bytes | None:
         """The signed record as it is now (None if the session has nothing or it is too big)."""
-        self._dirty = False
         if self.session.document is None:
             return None
         values, skipped = collect_values(self.session)
@@ -101,7 +100,7 @@ class SessionRecorder:
             await self.worker.call(self.worker.store.put, self.key, data, self.ttl_s)
             self.writes += 1
         except StoreUnavailableError:
-            self._dirty = True  # rewritten when the store is back (StoreWorker.on_back)
+            pass  # rewritten when the store is back (StoreWorker.on_back)
 
     def rewrite(self) -> None:
         """Write the record again soon (the store lost it, or was down when it changed)."""
@@ -114,8 +113,8 @@ class SessionRecorder:
             self._timer = None
         data = self.encode()
         self.detached = True
-        if data is None:
-            return
+        if data is None or not self.worker.available:
+            return  # with the store down, shutdown does not wait on it once per session
         try:
             self.worker.call_blocking(self.worker.store.put, self.key, data, self.ttl_s)
         except StoreUnavailableError:
@@ -127,7 +126,7 @@ class SessionRecorder:
             self._timer = None
         session.saved.listen(None)
         if not self.detached:
-            asyncio.ensure_future(self._delete())
+            self.worker.spawn(self._delete())
 
     async def _delete(self) -> None:
         try:
@@ -147,5 +146,3 @@ class SessionRecorder:
     def __repr__(self) -> str:
         return f"<SessionRecorder {self.session.id[:8]}... writes={self.writes}>"
 
-    def describe(self) -> dict[str, Any]:
-        return {"session": self.session.id, "writes": self.writes, "dirty": self._dirty}

@@ -20,6 +20,7 @@ blocks the (stopping) loop's thread until the last records are written.
 """
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 import inspect
@@ -75,6 +76,7 @@ class SessionRecovery:
         self.owner = secrets.token_hex(8)
         self.restored_total = 0
         self._live: dict[str, SessionRecorder] = {}
+        self._recovering: dict[str, asyncio.Future[SessionEntry | None]] = {}
 
     @property
     def description(self) -> str:
@@ -132,11 +134,36 @@ class SessionRecovery:
 
     async def recover(self, manager: SessionManager, app: AppSpec, session_id: str,
                       reconnecting: RequestInfo) -> SessionEntry | None:
-        """Rebuild ``session_id`` from its record for a reconnecting tab; None when there is nothing to rebuild."""
+        """Rebuild ``session_id`` from its record for a reconnecting tab; None when there is nothing to rebuild.
+
+        Two connections reconnecting with the same id at once get the one rebuilt session.
+        """
+        inflight = self._recovering.get(session_id)
+        if inflight is not None:
+            return await asyncio.shield(inflight)
+        future: asyncio.Future[SessionEntry | None] = asyncio.get_running_loop().create_future()
+        self._recovering[session_id] = future
+        try:
+            entry = await self._recover(manager, app, session_id, reconnecting)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved here: the caller gets it raised
+            raise
+        else:
+            future.set_result(entry)
+            return entry
+        finally:
+            del self._recovering[session_id]
+
+    async def _recover(self, manager: SessionManager, app: AppSpec, session_id: str,
+                       reconnecting: RequestInfo) -> SessionEntry | None:
         t0 = time.monotonic()
         record = await self.load(session_id)
         if record is None or record.route != app.route:
             return None
+        existing = manager.get(session_id)
+        if existing is not None:  # rebuilt meanwhile (or never gone)
+            return existing
         request = _saved_request(record, reconnecting)
         entry = await manager.create(app, request, session_id)
         session = getattr(entry.host, "session", None)

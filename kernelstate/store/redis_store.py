@@ -8,22 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from .base import StoreUnavailableError
+from .urls import redacted
 
-__all__ = ["RedisStore", "redacted"]
+__all__ = ["RedisStore"]
 
 TIMEOUT_S = 1.0
-
-
-def redacted(url: str) -> str:
-    """``url`` without its password (for log lines and messages)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = f"{parts.username or ''}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 class RedisStore:

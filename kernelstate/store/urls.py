@@ -25,10 +25,19 @@ from ..errors import ConfigError
 from .base import SessionStore
 from .sqlite import SQLiteStore, runtime_dir
 
-__all__ = ["ENV_VAR", "check_store_url", "open_store", "store_key_path", "store_secret"]
+__all__ = ["ENV_VAR", "check_store_url", "open_store", "redacted", "store_key_path", "store_secret"]
 
 log = logging.getLogger(__name__)
 ENV_VAR = "KERNELSTATE_SESSION_STORE"
+
+
+def redacted(url: str) -> str:
+    """``url`` without its password (for log lines and messages)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username or ''}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return parts._replace(netloc=netloc).geturl()
 
 
 def check_store_url(url: str, from_argv: bool = False) -> str:
@@ -38,16 +47,16 @@ def check_store_url(url: str, from_argv: bool = False) -> str:
     parts = urlsplit(url)
     if parts.scheme == "sqlite":
         if not parts.path:
-            raise ConfigError(f"session store {url!r} names no file; use sqlite:///PATH/TO/FILE.sqlite")
+            raise ConfigError(f"session store {redacted(url)!r} names no file; use sqlite:///PATH/TO/FILE.sqlite")
         return url
     if parts.scheme in ("redis", "rediss"):
         if from_argv and parts.password is not None:
             raise ConfigError("--session-store must not carry a password (the process list shows it to every "
                               f"local user); put the URL in the environment variable {ENV_VAR} instead")
         if not parts.hostname:
-            raise ConfigError(f"session store {url!r} names no host; use redis://HOST:PORT/DB")
+            raise ConfigError(f"session store {redacted(url)!r} names no host; use redis://HOST:PORT/DB")
         return url
-    raise ConfigError(f"unknown session store {url!r}; use local, sqlite:///PATH or redis://HOST:PORT/DB")
+    raise ConfigError(f"unknown session store {redacted(url)!r}; use local, sqlite:///PATH or redis://HOST:PORT/DB")
 
 
 def _local_path() -> Path:
@@ -95,5 +104,5 @@ def store_secret(url: str) -> str:
         fh.write(key)
     if urlsplit(url).scheme.startswith("redis"):
         log.warning("session store %s: no KERNELSTATE_SECRET_KEY, so the signing key is kept in %s; processes "
-                    "on other machines must share one key: set KERNELSTATE_SECRET_KEY on all of them", url, path)
+                    "on other machines must share one key: set KERNELSTATE_SECRET_KEY on all of them", redacted(url), path)
     return key

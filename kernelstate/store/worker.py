@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from .base import SessionStore, StoreUnavailableError
@@ -33,9 +33,19 @@ class StoreWorker:
         self.available = True
         self.on_back: Callable[[], None] | None = None
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="kernelstate-store")
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._closed = False
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run ``coro`` on the running loop, keeping a reference until it is done."""
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(*args)`` on the store thread; raise StoreUnavailableError (logged once per outage)."""
+        if self._closed:
+            raise StoreUnavailableError(f"session store {self.store.description} is closed (the server stopped)")
         loop = asyncio.get_running_loop()
         try:
             result = await loop.run_in_executor(self._pool, fn, *args)
@@ -74,6 +84,7 @@ class StoreWorker:
                 self.on_back()
 
     def close(self) -> None:
+        self._closed = True
         self._pool.shutdown(wait=True, cancel_futures=False)
         try:
             self.store.close()

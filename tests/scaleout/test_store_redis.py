@@ -107,6 +107,7 @@ def test_sigkill_one_of_two_processes_loses_no_values(procs: Processes, tmp_path
         print(f"\nrecovery after SIGKILL, 30 tabs reconnecting at once: p50 {percentile(times, 50) * 1000:.0f} ms, "
               f"p95 {percentile(times, 95) * 1000:.0f} ms")
     assert b.log_text().count("restored session /failover") == 30
+    assert redis_server.password not in a.log_text() + b.log_text()
 
 
 def test_tampered_record_is_refused(procs: Processes, tmp_path: Path, redis_server: RedisServer) -> None:
