@@ -3,7 +3,7 @@
 - ``local``: the machine-local SQLite file ``sessions.sqlite`` in the user's runtime folder
   (``$KERNELSTATE_RUNTIME_DIR``, else ``$XDG_RUNTIME_DIR/kernelstate``, else a folder in the
   temp dir), so a restarted server, or the workers of ``--num-procs``, find it again;
-- ``sqlite:///PATH``: that SQLite file;
+- ``sqlite:///ABSOLUTE/PATH``: that SQLite file;
 - ``redis://[:PASSWORD@]HOST:PORT/DB``: a Redis server. A password is taken only from
   the environment (``KERNELSTATE_SESSION_STORE``), never from the command line, where
   any local user can read it in the process list.
@@ -63,6 +63,11 @@ def _local_path() -> Path:
     return runtime_dir() / "sessions.sqlite"
 
 
+def _sqlite_path(url: str) -> Path:
+    """The absolute file of ``sqlite:///PATH`` (``sqlite:////PATH`` too)."""
+    return Path("/" + urlsplit(url).path.lstrip("/"))
+
+
 def open_store(url: str) -> SessionStore:
     """Open the store ``url`` names."""
     check_store_url(url)
@@ -70,7 +75,7 @@ def open_store(url: str) -> SessionStore:
         return SQLiteStore(_local_path())
     parts = urlsplit(url)
     if parts.scheme == "sqlite":
-        return SQLiteStore(parts.path)
+        return SQLiteStore(_sqlite_path(url))
     from .redis_store import RedisStore
 
     return RedisStore(url)
@@ -82,7 +87,7 @@ def store_key_path(url: str) -> Path:
         return _local_path().with_suffix(".key")
     parts = urlsplit(url)
     if parts.scheme == "sqlite":
-        return Path(parts.path).with_suffix(".key")
+        return _sqlite_path(url).with_suffix(".key")
     name = hashlib.sha256(f"{parts.hostname}:{parts.port}{parts.path}".encode()).hexdigest()[:16]
     return runtime_dir() / f"redis-{name}.key"
 

@@ -1,0 +1,79 @@
+"""The session store's parts on their own: the SQLite engine, signed records, URLs, the key file, ``saved``."""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from kernelstate.errors import ConfigError
+from kernelstate.saved import SavedState
+from kernelstate.server.options import ServeOptions
+from kernelstate.store import RecordSigner, SessionRecord, TamperedRecordError, check_store_url, store_secret
+from kernelstate.store.sqlite import SQLiteStore
+from kernelstate.store.urls import redacted, store_key_path
+
+
+def test_sqlite_store_is_shared_by_connections_and_expires(tmp_path: Path) -> None:
+    """Two connections to one file (two processes) see each other's records; expired records are gone."""
+    path = tmp_path / "s.sqlite"
+    one, two = SQLiteStore(path), SQLiteStore(path)
+    one.put("a", b"1", 60)
+    one.put("short", b"2", 0.05)
+    assert two.get("a") == b"1"
+    assert os.stat(path).st_mode & 0o077 == 0
+    time.sleep(0.1)
+    assert two.get("short") is None
+    assert two.touch(["a", "short", "never"], 60) == {"short", "never"}
+    two.delete("a")
+    assert one.get("a") is None
+    one.close()
+    two.close()
+
+
+def test_records_are_signed_and_bound_to_their_session() -> None:
+    """A changed byte, another session's record or another key: refused, never parsed into a record."""
+    signer = RecordSigner(b"k" * 32)
+    record = SessionRecord("sid-1", "/app", "v1", "/app", {"q": ["x"]}, [["0:Slider", "value", 3]], {"a": 1})
+    data = signer.encode(record)
+    assert signer.decode(data, "sid-1") == record
+    with pytest.raises(TamperedRecordError, match="bad signature"):
+        signer.decode(data.replace(b'"value",3]', b'"value",4]'), "sid-1")
+    with pytest.raises(TamperedRecordError, match="another session"):
+        signer.decode(data, "sid-2")
+    with pytest.raises(TamperedRecordError):
+        RecordSigner(b"j" * 32).decode(data, "sid-1")
+
+
+def test_store_urls_keep_passwords_out_of_argv(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A password in --session-store is refused (it belongs in KERNELSTATE_SESSION_STORE); logs never show it."""
+    assert check_store_url("redis://127.0.0.1:6379/0", from_argv=True)
+    with pytest.raises(ConfigError, match="KERNELSTATE_SESSION_STORE"):
+        check_store_url("redis://:secret@127.0.0.1:6379/0", from_argv=True)
+    with pytest.raises(ConfigError, match="unknown session store"):
+        check_store_url("memcached://x")
+    assert redacted("redis://:secret@127.0.0.1:6379/0") == "redis://:***@127.0.0.1:6379/0"
+    monkeypatch.setenv("KERNELSTATE_SESSION_STORE", "redis://:secret@127.0.0.1:6379/0")
+    assert ServeOptions(session_store="local").session_store_url == "redis://:secret@127.0.0.1:6379/0"
+
+
+def test_key_file_is_owner_only_and_stable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without KERNELSTATE_SECRET_KEY the key lives beside the store, owner-only, the same on every start."""
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    first = store_secret(url)
+    assert store_secret(url) == first and len(first) >= 32
+    assert store_key_path(url) == tmp_path / "db.key"
+    assert os.stat(tmp_path / "db.key").st_mode & 0o077 == 0
+
+
+def test_saved_takes_json_only() -> None:
+    """ks.state.saved refuses values a JSON record cannot hold, and tells its listener about changes."""
+    saved = SavedState()
+    seen: list[int] = []
+    saved.listen(lambda: seen.append(len(saved)))
+    saved["filters"] = {"year": [2020, 2021]}
+    with pytest.raises(TypeError, match="must be JSON"):
+        saved["when"] = object()
+    del saved["filters"]
+    assert seen == [1, 0] and saved.to_json() == {}
