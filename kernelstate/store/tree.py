@@ -34,7 +34,17 @@ __all__ = ["MAX_VALUE_BYTES", "apply_values", "collect_values", "walk"]
 
 log = logging.getLogger(__name__)
 MAX_VALUE_BYTES = 64 * 1024
-SKIPPED = frozenset({"js_event_callbacks", "js_property_callbacks", "tags", "stylesheets", "context_menu"})
+# Properties that can hold models but never a component's: skipped (reading a Bokeh default is not free).
+SKIPPED = frozenset({"js_event_callbacks", "js_property_callbacks", "tags", "stylesheets", "context_menu",
+                     "css_variables", "styles", "elements", "syncable", "subscribed_events"})
+_ref_names: dict[type[Model], tuple[str, ...]] = {}  # per model class: its properties that can hold models
+
+
+def _refs_of(cls: type[Model]) -> tuple[str, ...]:
+    names = _ref_names.get(cls)
+    if names is None:
+        names = _ref_names[cls] = tuple(sorted(n for n in cls.properties_with_refs() if n not in SKIPPED))
+    return names
 
 
 def walk(document: Document) -> Iterator[tuple[str, Model]]:
@@ -49,9 +59,8 @@ def _visit(model: Model, path: str, seen: set[str]) -> Iterator[tuple[str, Model
         return
     seen.add(model.id)
     yield f"{path}:{type(model).__name__}", model
-    for name in sorted(model.properties_with_refs()):
-        if name not in SKIPPED:
-            yield from _visit_value(getattr(model, name), f"{path}/{name}", seen)
+    for name in _refs_of(type(model)):
+        yield from _visit_value(getattr(model, name), f"{path}/{name}", seen)
 
 
 def _visit_value(value: Any, path: str, seen: set[str]) -> Iterator[tuple[str, Model]]:

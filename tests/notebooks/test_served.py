@@ -29,6 +29,7 @@ EXPECTED = {
     "03-reuse-sessions": ["Temperature", "Humidity"],
     "04-jupyter": ["Celsius", "°F"],
     "05-components-and-reactivity": ["Components and reactivity", "Filters", "31 days", "price"],
+    "07-scaling-out": ["Scaling out", "Threshold", "restart the server"],
 }
 
 

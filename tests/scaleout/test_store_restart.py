@@ -102,7 +102,7 @@ def test_chromium_slider_survives_restart(procs: Processes, tmp_path: Path, brow
         assert first.proc.wait(10) == 0
         page.locator("#ks-banner").wait_for(timeout=5000)
         t0 = time.monotonic()
-        procs.serve(app, "--session-store", "local", "--port", str(first.port))
+        again = procs.serve(app, "--session-store", "local", "--port", str(first.port))
         # BokehJS reconnects by itself (after 0, 2, 4... s) and replaces its document with the rebuilt one.
         page.locator("#ks-banner").wait_for(state="detached", timeout=30000)
         page.get_by_text("n is 7").first.wait_for(timeout=10000)
@@ -112,5 +112,7 @@ def test_chromium_slider_survives_restart(procs: Processes, tmp_path: Path, brow
         page.keyboard.press("ArrowLeft")
         page.get_by_text("n is 6").first.wait_for(timeout=10000)
         print(f"tab carried on {time.monotonic() - t0:.1f} s after the restart began")
+        assert "restored session /restartable" in again.log_text()
+        assert " ERROR " not in again.log_text() and " WARNING " not in again.log_text(), again.log_text()
     finally:
         context.close()
