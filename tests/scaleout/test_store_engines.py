@@ -4,14 +4,19 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+import kernelstate as ks
+from kernelstate.context import activate
 from kernelstate.errors import ConfigError
 from kernelstate.saved import SavedState
 from kernelstate.server.options import ServeOptions
+from kernelstate.session import Session
 from kernelstate.store import RecordSigner, SessionRecord, TamperedRecordError, check_store_url, store_secret
 from kernelstate.store.sqlite import SQLiteStore
+from kernelstate.store.tree import apply_values, collect_values
 from kernelstate.store.urls import redacted, store_key_path
 
 
@@ -77,3 +82,31 @@ def test_saved_takes_json_only() -> None:
         saved["when"] = object()
     del saved["filters"]
     assert seen == [1, 0] and saved.to_json() == {}
+
+
+def _page(session: Session) -> tuple[Any, Any, list[int]]:
+    """An app's page in ``session``: a slider whose watcher logs, a text box and an upload in a Column."""
+    slider, upload = ks.widgets.IntSlider(name="n", start=0, end=10, value=1), ks.widgets.FileInput()
+    seen: list[int] = []
+    slider.param.watch(lambda e: seen.append(e.new), "value")
+    assert session.document is not None
+    with activate(session):
+        session.document.add_root(ks.Column(slider, ks.widgets.TextInput(name="t"), upload).get_model(session.document, session))
+    return slider, upload, seen
+
+
+def test_values_are_recorded_by_position_and_restored_as_browser_changes() -> None:
+    """Recorded under tree paths (not Bokeh ids), restored through the component (watchers run); uploads are not kept."""
+    old, new = Session(), Session()
+    slider, upload, _ = _page(old)
+    slider.value = 7
+    values, skipped = collect_values(old)
+    identities = {f"{identity}.{prop}" for identity, prop, _ in values}
+    assert "0/children.0:Slider.value" in identities and "0/children.1:TextInput.value" in identities
+    assert not any("FileInput" in i for i in identities) and skipped == []
+    restored_slider, _, seen = _page(new)
+    values.append(["0/children.5:Slider", "value", 3])   # no longer there: dropped
+    values.append(["0/children.0:Slider", "value", 99])  # out of bounds: the component refuses it
+    restored, dropped = apply_values(new, values)
+    assert restored_slider.value == 7 and seen == [7]
+    assert dropped == ["0/children.5:Slider.value", "0/children.0:Slider.value"] and restored == len(values) - 2
