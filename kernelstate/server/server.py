@@ -4,7 +4,9 @@ A Server runs on one asyncio loop: the caller's (inside a kernel, where it
 does not block), its own in a daemon thread (``threaded=True``), or a new one
 that blocks until stopped (a plain script). ``stop()`` may be called from any
 thread; it destroys every session (running their destroyed hooks) and frees
-the port.
+the port. With a session store (``--session-store``) stopping is not the end
+of the sessions: their records are kept, their tabs are closed with 1012 and
+reconnect to whichever process serves them next (:mod:`kernelstate.store`).
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ from ..loading import AppSpec, apps_from_object
 from ..loops import running_loop
 from ..reuse import ReuseCache, make_request
 from ..session import RequestInfo
-from ..store import RecordSigner, open_store, store_secret
+from ..store import open_store, store_secret
 from ..store.recovery import SessionRecovery
 from ..web.manager import SessionEntry, SessionManager
 from ..web.origins import default_allowlist
@@ -59,13 +61,11 @@ class Server:
             raise AppLoadError("nothing to serve: no apps were given", path="")
         self.apps = apps
         self.options = options or ServeOptions()
-        self.recovery = _open_recovery(self.options)
-        secret = self.options.secret
-        if secret is None and self.recovery is not None:
-            secret = store_secret(self.options.session_store_url or "")
+        store_url, secret = self.options.session_store_url, self.options.secret
+        if store_url and secret is None:
+            secret = store_secret(store_url)  # a restarted process must sign as before
         self.signer = Signer.create(secret)
-        if self.recovery is not None:
-            self.recovery.signer = RecordSigner(self.signer.key)
+        self.recovery = _open_recovery(self.options, self.signer.key)
         self.manager = SessionManager(self._create_host, self.options.unused_session_lifetime_ms,
                                       self.options.max_sessions,
                                       max_sessions_per_client=self.options.max_sessions_per_client,
@@ -421,7 +421,7 @@ class Server:
         return f"<kernelstate Server {self.url if self.port else '(not started)'} apps={[a.route for a in self.apps]}>"
 
 
-def _open_recovery(options: ServeOptions) -> SessionRecovery | None:
+def _open_recovery(options: ServeOptions, key: bytes) -> SessionRecovery | None:
     """The session store and recovery of a server with ``--session-store`` (None without one)."""
     url = options.session_store_url
     if not url:
@@ -430,7 +430,7 @@ def _open_recovery(options: ServeOptions) -> SessionRecovery | None:
     # A record outlives its process by about the unused-session lifetime (refreshed at every sweep meanwhile).
     ttl_s = (options.unused_session_lifetime_ms + 2 * options.check_unused_sessions_ms) / 1000
     log.info("session store: %s (records kept %.0f s after their process lets go)", store.description, ttl_s)
-    return SessionRecovery(store, b"", ttl_s)
+    return SessionRecovery(store, key, ttl_s)
 
 
 _running_servers: set[Server] = set()
