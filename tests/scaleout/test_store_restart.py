@@ -101,6 +101,7 @@ def test_chromium_slider_survives_restart(procs: Processes, tmp_path: Path, brow
         first.proc.send_signal(signal.SIGTERM)
         assert first.proc.wait(10) == 0
         page.locator("#ks-banner").wait_for(timeout=5000)
+        assert page.locator("#ks-banner button").count() == 0, "a restart is no reason to offer a reload"
         t0 = time.monotonic()
         again = procs.serve(app, "--session-store", "local", "--port", str(first.port))
         # BokehJS reconnects by itself (after 0, 2, 4... s) and replaces its document with the rebuilt one.
