@@ -50,15 +50,18 @@ def app_file(tmp_path: Path) -> Path:
 
 
 def test_sigterm_restart_recovers_open_tabs(procs: Processes, tmp_path: Path) -> None:
-    """5 tabs, SIGTERM, start again: every tab reconnects to its values and round-trips a change."""
+    """5 tabs, SIGTERM, start again: every tab reconnects to its values and round-trips a change.
+
+    The pages' tokens expire after 2 s, before the tabs reconnect: a record outlives its page's token.
+    """
     app = app_file(tmp_path)
-    first = procs.serve(app, "--session-store", "local")
+    first = procs.serve(app, "--session-store", "local", "--session-token-expiration", "2")
     url = first.url.rstrip("/") + "/restartable"
     key_file = tmp_path / "runtime" / "sessions.key"
     assert key_file.stat().st_mode & 0o077 == 0, "the key file is owner-only"
 
     async def main() -> None:
-        tabs = []
+        tabs, started = [], time.monotonic()
         for i in range(5):
             tab = ProtocolClient(url, timeout=5)
             await tab.open()
@@ -70,7 +73,8 @@ def test_sigterm_restart_recovers_open_tabs(procs: Processes, tmp_path: Path) ->
         closes = await asyncio.gather(*[tab.wait_closed(5) for tab in tabs])
         assert all(code == 1012 for code, _ in closes), closes
         assert first.proc.wait(10) == 0
-        again = procs.serve(app, "--session-store", "local", "--port", str(first.port))
+        again = procs.serve(app, "--session-store", "local", "--session-token-expiration", "2", "--port", str(first.port))
+        await asyncio.sleep(max(0.0, started + 2.5 - time.monotonic()))
         for i, tab in enumerate(tabs):
             back = await reconnect(url, tab.token)
             assert back.find(Slider)[0].value == i + 4 and back.find(TextInput)[0].value == f"tab {i}"
