@@ -16,11 +16,11 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
-from bokeh.document.events import DocumentChangedEvent, ModelChangedEvent
+from bokeh.document.events import DocumentChangedEvent, ModelChangedEvent, RootAddedEvent, RootRemovedEvent
 
 from .base import StoreUnavailableError
 from .records import RecordSigner, SessionRecord, record_key
-from .tree import collect_values
+from .tree import RecordedValues
 from .worker import StoreWorker
 
 if TYPE_CHECKING:
@@ -43,6 +43,7 @@ class SessionRecorder:
         self.worker, self.signer, self.owner = worker, signer, owner
         self.ttl_s, self.debounce_s, self.max_bytes = ttl_s, debounce_s, max_bytes
         self.detached = False
+        self.values = RecordedValues(session)
         self.writes = 0
         self._timer: asyncio.TimerHandle | None = None
         self._warned = False
@@ -61,8 +62,15 @@ class SessionRecorder:
     def _document_changed(self, event: DocumentChangedEvent) -> None:
         if isinstance(event, ModelChangedEvent):
             model = event.model
-            if event.attr in self.session.browser_props.get(model, ()) or event.attr in model.properties_with_refs():
+            if event.attr in self.session.browser_props.get(model, ()):
+                self.values.value_changed(model, event.attr)
                 self.mark()
+            elif event.attr in model.properties_with_refs():
+                self.values.structure_changed()
+                self.mark()
+        elif isinstance(event, (RootAddedEvent, RootRemovedEvent)):
+            self.values.structure_changed()
+            self.mark()
 
     def mark(self) -> None:
         """Something recoverable changed: write the record soon."""
@@ -83,7 +91,7 @@ class SessionRecorder:
         """The signed record as it is now (None if the session has nothing or it is too big)."""
         if self.session.document is None:
             return None
-        values, skipped = collect_values(self.session)
+        values, skipped = self.values.collect()
         record = SessionRecord(self.session.id, self.route, self.version, self._path, self._args, values,
                                self.session.saved.to_json(), self.owner)
         data = self.signer.encode(record)

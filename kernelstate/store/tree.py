@@ -15,6 +15,7 @@ watchers run.
 """
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 
     from ..session import Session
 
-__all__ = ["MAX_VALUE_BYTES", "apply_values", "collect_values", "walk"]
+__all__ = ["MAX_VALUE_BYTES", "RecordedValues", "apply_values", "collect_values", "walk"]
 
 log = logging.getLogger(__name__)
 MAX_VALUE_BYTES = 64 * 1024
@@ -84,24 +85,64 @@ def _has_model(value: Any) -> bool:
     return False
 
 
+_TOO_BIG = object()  # a value over MAX_VALUE_BYTES: not recorded (and said so once)
+_HOLDS_MODELS = object()  # a value made of models: the app rebuilds those, not the record
+
+
+class RecordedValues:
+    """One session's browser-settable values in document order, kept up to date between records.
+
+    The walk of the Document is redone only after its structure changed, and a
+    value is serialized again only after it changed, so writing a record costs
+    a dictionary lookup per settable value rather than a walk of every model.
+    """
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._order: list[tuple[str, str, tuple[str, ...], Model]] | None = None  # identity, id, props, model
+        self._reps: dict[tuple[str, str], Any] = {}
+
+    def structure_changed(self) -> None:
+        self._order = None
+
+    def value_changed(self, model: Model, prop: str) -> None:
+        self._reps.pop((model.id, prop), None)
+
+    def collect(self) -> tuple[list[list[Any]], list[str]]:
+        """``([identity, property, json value], ...)`` in document order, and the values too big to keep."""
+        document = self.session.document
+        if document is None:
+            return [], []
+        if self._order is None:
+            settable = self.session.browser_props
+            self._order = [(identity, model.id, settable[model], model) for identity, model in walk(document)
+                           if model in settable]
+            self._reps = {}
+        values: list[list[Any]] = []
+        skipped: list[str] = []
+        for identity, model_id, props, model in self._order:
+            for prop in props:
+                key = (model_id, prop)
+                if key not in self._reps:
+                    self._reps[key] = _encode(getattr(model, prop))
+                rep = self._reps[key]
+                if rep is _TOO_BIG:
+                    skipped.append(f"{identity}.{prop}")
+                elif rep is not _HOLDS_MODELS:
+                    values.append([identity, prop, rep])
+        return values, skipped
+
+
+def _encode(value: Any) -> Any:
+    if _has_model(value):
+        return _HOLDS_MODELS
+    rep = Serializer(deferred=False).encode(value)
+    return _TOO_BIG if len(json.dumps(rep, default=str)) > MAX_VALUE_BYTES else rep
+
+
 def collect_values(session: Session) -> tuple[list[list[Any]], list[str]]:
     """The browser-settable values of the session's Document, in document order, and what was too big."""
-    document = session.document
-    if document is None:
-        return [], []
-    values: list[list[Any]] = []
-    skipped: list[str] = []
-    for identity, model in walk(document):
-        for prop in session.browser_props.get(model, ()):
-            value = getattr(model, prop)
-            if _has_model(value):
-                continue
-            rep = Serializer(deferred=False).encode(value)
-            if len(repr(rep)) > MAX_VALUE_BYTES:
-                skipped.append(f"{identity}.{prop}")
-                continue
-            values.append([identity, prop, rep])
-    return values, skipped
+    return RecordedValues(session).collect()
 
 
 class _StructureWatch:
