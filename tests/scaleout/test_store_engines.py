@@ -1,12 +1,14 @@
 """The session store's parts on their own: the SQLite engine, signed records, URLs, the key file, ``saved``."""
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from bokeh.models import TextInput
 
 import kernelstate as ks
 from kernelstate.context import activate
@@ -14,10 +16,18 @@ from kernelstate.errors import ConfigError
 from kernelstate.saved import SavedState
 from kernelstate.server.options import ServeOptions
 from kernelstate.session import Session
-from kernelstate.store import RecordSigner, SessionRecord, TamperedRecordError, check_store_url, store_secret
+from kernelstate.store import (
+    RecordSigner,
+    SessionRecord,
+    TamperedRecordError,
+    check_store_url,
+    record_key,
+    store_secret,
+)
 from kernelstate.store.sqlite import SQLiteStore
 from kernelstate.store.tree import apply_values, collect_values
 from kernelstate.store.urls import redacted, store_key_path
+from kernelstate.testing import ProtocolClient
 
 
 def test_sqlite_store_is_shared_by_connections_and_expires(tmp_path: Path) -> None:
@@ -110,3 +120,29 @@ def test_values_are_recorded_by_position_and_restored_as_browser_changes() -> No
     restored, dropped = apply_values(new, values)
     assert restored_slider.value == 7 and seen == [7]
     assert dropped == ["0/children.5:Slider.value", "0/children.0:Slider.value"] and restored == len(values) - 2
+
+
+def test_records_follow_a_changing_document(tmp_path: Path) -> None:
+    """A widget the app adds later is in the next record, with its value; the record is signed with the server's key."""
+    def app() -> Any:
+        layout = ks.Column(ks.widgets.Button(name="add"))
+        layout[0].on_click(lambda event: layout.append(ks.widgets.TextInput(name="new", value="added")))
+        return layout
+
+    path = tmp_path / "sessions.sqlite"
+    server = ks.serve(app, threaded=True, session_store=f"sqlite:///{path}", secret_key="k" * 40)
+    try:
+        async def main() -> str:
+            async with ProtocolClient(server.url.rstrip("/") + server.apps[0].route, timeout=10) as tab:
+                await tab.click(tab.find(label="add")[0])
+                await tab.wait_for(lambda: bool(tab.find(TextInput)))
+                await asyncio.sleep(0.6)
+                return tab.session_id
+
+        session_id = asyncio.run(main())
+        data = SQLiteStore(path).get(record_key(session_id))
+        assert data is not None
+        record = RecordSigner(server.signer.key).decode(data, session_id)
+        assert ["0/children.1:TextInput", "value", "added"] in record.values
+    finally:
+        server.stop()
