@@ -81,11 +81,19 @@ class SQLiteStore:
     def touch(self, keys: Iterable[str], ttl_s: float) -> set[str]:
         now = time.time()
         missing = set()
-        for key in keys:
-            rows = self._run("UPDATE records SET expires = ? WHERE key = ? AND expires > ? RETURNING key",
-                             (now + ttl_s, key, now))
-            if not rows:
-                missing.add(key)
+        try:
+            with self._lock:
+                self._db.execute("BEGIN")
+                try:
+                    for key in keys:
+                        cursor = self._db.execute("UPDATE records SET expires = ? WHERE key = ? AND expires > ?",
+                                                  (now + ttl_s, key, now))
+                        if cursor.rowcount == 0:
+                            missing.add(key)
+                finally:
+                    self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StoreUnavailableError(f"session store {self.path}: {type(exc).__name__}: {exc}") from exc
         return missing
 
     def close(self) -> None:
