@@ -24,6 +24,7 @@ from bokeh.document import Document
 
 from .cache import Cache, cache
 from .request import RecordedRequest
+from .saved import SavedState
 from .scheduling import PeriodicCallback
 from .session import Session, current_session, hooks, registry
 from .tasks import ScheduledTask, tasks
@@ -238,6 +239,17 @@ class State:
         from .cluster.topics import subscribe
 
         return subscribe(current_session(), topic, callback)
+    @property
+    def saved(self) -> SavedState:
+        """This session's JSON dict kept with its store record (see :mod:`kernelstate.saved`)."""
+        return current_session().saved
+
+    def on_session_restored(self, callback: Callable[[], Any]) -> None:
+        """Run ``callback()`` when this session is rebuilt from the session store in another process
+        (after the saved values and ``saved`` are back); never for a session that was not restored."""
+        session = current_session()
+        if callback not in session.restored_hooks:
+            session.restored_hooks.append(callback)
 
     def __repr__(self) -> str:
         return f"<kernelstate state; current session {current_session().id}>"

@@ -57,6 +57,7 @@ class CloseCode:
     TOKEN_EXPIRED = 4401    # the page's token expired before it connected
     SIGNED_OUT = 4411       # the login the connection was opened under ended (logout); sign in again
     SESSION_EXPIRED = 4404  # the session was destroyed (idle too long); reload for a new one
+    SERVICE_RESTART = 1012  # RFC 6455: the server restarts; with a session store the tab reconnects and carries on
     SERVER_STOPPING = 4503  # the server is shutting down
     KERNEL_DIED = 4510      # the kernel hosting the Document died
     MESSAGE_TOO_BIG = 1009  # RFC 6455's code, as for one oversized frame: the frames of one message add up past the limit

@@ -36,9 +36,12 @@ from .context import activate, served_session_or_none
 from .failures import RateLimitedLog
 from .loops import running_loop
 from .request import Read, RecordedRequest, RequestInfo
+from .saved import SavedState
 from .scheduling import Scheduler, callback_name
 
 if TYPE_CHECKING:
+    from bokeh.model import Model
+
     from .location import Location
 
 __all__ = ["RequestInfo", "Session", "KernelSession", "SessionRecord", "SessionRegistry", "registry", "hooks"]
@@ -173,6 +176,10 @@ class Session:
         self.destroyed_hooks: list[Callable[[Session], Any]] = []
         # browser values components refused, per "<Component>.<parameter>" (components/validation.py)
         self.refused_values: dict[str, int] = {}
+        # model -> the properties its component lets the browser set (what a session store records)
+        self.browser_props: weakref.WeakKeyDictionary[Model, tuple[str, ...]] = weakref.WeakKeyDictionary()
+        self.saved = SavedState()  # ks.state.saved: JSON kept with the session's store record
+        self.restored_hooks: list[Callable[[], Any]] = []  # ks.state.on_session_restored
         self.title: str | None = None
         self.servables: list[tuple[Any, str]] = []
         self._template: Any = None
@@ -235,6 +242,7 @@ class Session:
             except Exception:
                 RateLimitedLog().failed(f"on_session_destroyed hook {callback_name(cb)}", self.id)
         self.destroyed_hooks.clear()
+        self.restored_hooks.clear()
         document, self.document = self.document, None
         if document is not None:
             _release_document(document)

@@ -46,6 +46,8 @@ class Component(param.Parameterized):
     _synced: ClassVar[dict[str, str]] = {}
     #: bokeh property -> component parameter, for properties the browser may change.
     _from_browser: ClassVar[dict[str, str]] = {}
+    #: browser-settable properties a session store does not record or replay (uploaded files).
+    _not_restored: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, **params: Any) -> None:
         # param names unnamed objects "IntSlider00002"; a widget without a name shows no title.
@@ -93,6 +95,9 @@ class Component(param.Parameterized):
         model_ref, session_ref = weakref.ref(model), weakref.ref(session)
         for prop, name in self._from_browser.items():
             model.on_change(prop, self._browser_change(model_ref, session_ref, prop, name))
+        restorable = tuple(p for p in self._from_browser if p not in self._not_restored)
+        if restorable:
+            session.browser_props[model] = restorable
         with self._views_lock:
             self._views[key] = View(model, weakref.ref(session), weakref.ref(doc))
         session.on_destroy(functools.partial(self._drop_view_of, key))

@@ -246,6 +246,8 @@ class Upload(Widget):
     mime_type = param.Parameter(default=None, doc="The file's MIME type (list with multiple=True).")
     max_bytes = param.Integer(default=50 * 1024 * 1024, bounds=(0, None), doc="Larger uploads are refused.")
 
+    _not_restored: ClassVar[frozenset[str]] = frozenset({"value", "filename", "mime_type"})  # uploads are not replayed
+
     @classmethod
     def value_mapping(cls) -> tuple[dict[str, str], dict[str, str]]:
         return {}, {"value": "value", "filename": "filename", "mime_type": "mime_type"}

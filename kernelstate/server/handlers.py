@@ -21,7 +21,7 @@ from ..auth.logins import COOKIE_NAME
 from ..errors import AppLoadError
 from ..loading import AppSpec
 from ..session import RequestInfo
-from ..web.manager import SessionLimitError, SessionManager
+from ..web.manager import SessionEntry, SessionLimitError, SessionManager
 from ..web.origins import origin_allowed
 from ..web.page import render_message
 from ..web.pages import app_failed_page, busy_page
@@ -51,6 +51,8 @@ class Site(Protocol):
     def root_url_for(self, path: str) -> str: ...
     async def page_for(self, app: AppSpec, request: HTTPServerRequest, user: User | None = None) -> str:
         """The page of a new session of ``app`` for ``user``; raises SessionLimitError or AppLoadError."""
+    async def recover(self, app: AppSpec, session_id: str, request: RequestInfo) -> SessionEntry | None:
+        """Rebuild a session this process does not have from the session store (None: nothing to rebuild)."""
     def index_links(self, root: str) -> list[dict[str, Any]]: ...
     def render_index(self, links: list[dict[str, Any]], root: str) -> str: ...
 
@@ -170,6 +172,9 @@ class DocWebSocketHandler(SessionSocket):
         await super().get(*args, **kwargs)
 
     # -- after the upgrade ----------------------------------------------------------
+    async def recover_session(self, session_id: str) -> SessionEntry | None:
+        return await self.site.recover(self.app, session_id, request_info(self.request))
+
     async def open(self, *args: Any, **kwargs: Any) -> None:
         self.set_nodelay(True)
         self.cap_write_buffer()

@@ -16,6 +16,8 @@ from ..auth import DEFAULT_COOKIE_EXPIRY_S
 from ..auth.oauth_options import OAuthOptions, add_oauth_arguments
 from ..errors import ConfigError
 from ..limits import MessageLimits
+from ..store.urls import ENV_VAR as STORE_ENV_VAR
+from ..store.urls import check_store_url
 from .authflags import add_auth_arguments, auth_options
 
 DEFAULT_PORT = 5006
@@ -74,7 +76,7 @@ class ServeOptions:
     unix_socket: str | None = None
     frame_ancestors: tuple[str, ...] = ("'self'",)
     referrer_policy: str = "same-origin"
-    session_store: str | None = None   # kernelstate.cluster; a password only through KERNELSTATE_SESSION_STORE
+    session_store: str | None = None  # local, sqlite:///PATH or redis://HOST:PORT/DB (kernelstate.store.urls)
     dask_scheduler: str | None = None
     oauth: OAuthOptions | None = None  # a dict of its fields accepted
     basic_auth: str | None = None            # a USER:HASH file (or KERNELSTATE_BASIC_AUTH_PASSWORD)
@@ -148,11 +150,18 @@ class ServeOptions:
             value = getattr(self, name)
             if value is not None and not Path(value).is_file():
                 raise ConfigError(f"--{name.replace('_', '-')} {value!r}: no such file")
+        if self.session_store is not None:
+            check_store_url(self.session_store)
         if self.setup is not None and not Path(self.setup).is_file():
             raise ConfigError(f"--setup script not found: {self.setup!r}")
         from ..cluster.coordinator import check_store
 
         check_store(self.session_store, self.secret)
+
+    @property
+    def session_store_url(self) -> str | None:
+        """The session store: ``KERNELSTATE_SESSION_STORE`` (which may carry a password) or ``session_store``."""
+        return os.environ.get(STORE_ENV_VAR) or self.session_store
 
     @property
     def secret(self) -> str | None:
@@ -283,12 +292,11 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     a("--title", default=None, help="default page title")
     a("--frame-ancestors", action="append", metavar="SOURCE", help="who may show the pages in a frame: CSP frame-ancestors sources, repeatable (default 'self'; 'none' forbids every frame)")
     a("--referrer-policy", default=d.referrer_policy, choices=REFERRER_POLICIES, help="the Referrer-Policy pages are sent with (default same-origin)")
+    a("--session-store", default=None, metavar="URL", help="keep sessions recoverable in a store: 'local' (SQLite in the "
+      "runtime folder, for restarts and --num-procs), sqlite:///PATH, or redis://HOST:PORT/DB (several machines); a "
+      f"URL with a password only in the environment variable {STORE_ENV_VAR}")
     a("--unix-socket", default=None, metavar="PATH", help="listen on this Unix socket instead of a TCP port (e.g. behind jupyter-server-proxy); "
       "the proxy must send Host: localhost, 127.0.0.1 or [::1] (any port), or a name given with --allow-host")
-    a("--session-store", default=None, metavar="URL", help="redis://host:port/db shared by every process (or sqlite:///PATH: "
-      "the processes of this machine only): named tasks "
-      "run once per period across processes, publish reaches every process, as_cached(shared=True) computes once "
-      "(default: the KERNELSTATE_SESSION_STORE environment variable, the only place for a URL with a password)")
     a("--dask-scheduler", default=None, metavar="ADDRESS", help="the Dask scheduler for ks.state.execute(fn, "
       "schedule='dask'), e.g. tcp://127.0.0.1:8786")
     add_oauth_arguments(parser)

@@ -4,7 +4,9 @@ A Server runs on one asyncio loop: the caller's (inside a kernel, where it
 does not block), its own in a daemon thread (``threaded=True``), or a new one
 that blocks until stopped (a plain script). ``stop()`` may be called from any
 thread; it destroys every session (running their destroyed hooks) and frees
-the port.
+the port. With a session store (``--session-store``) stopping is not the end
+of the sessions: their records are kept, their tabs are closed with 1012 and
+reconnect to whichever process serves them next (:mod:`kernelstate.store`).
 """
 from __future__ import annotations
 
@@ -25,13 +27,16 @@ from .._config import config
 from ..auth.identity import User
 from ..cluster.coordinator import configure_from_options
 from ..coroutines import install as install_coroutine_callbacks
+from ..endpoint import CloseCode
 from ..errors import AppLoadError
 from ..host import InProcessHost
 from ..loading import AppSpec, apps_from_object
 from ..loops import running_loop
 from ..reuse import ReuseCache, make_request
 from ..session import RequestInfo
-from ..web.manager import SessionManager
+from ..store import open_store, store_secret
+from ..store.recovery import SessionRecovery
+from ..web.manager import SessionEntry, SessionManager
 from ..web.origins import default_allowlist
 from ..web.page import PageOptions, render_message
 from ..web.pages import PageService
@@ -59,7 +64,11 @@ class Server:
             raise AppLoadError("nothing to serve: no apps were given", path="")
         self.apps = apps
         self.options = options or ServeOptions()
-        self.signer = Signer.create(self.options.secret)
+        store_url, secret = self.options.session_store_url, self.options.secret
+        if store_url and secret is None:
+            secret = store_secret(store_url)  # a restarted process must sign as before
+        self.signer = Signer.create(secret)
+        self.recovery = _open_recovery(self.options, self.signer.key)
         self.auth = build_auth(self.options)   # None: no login configured
         self.manager = SessionManager(self._create_host, self.options.unused_session_lifetime_ms,
                                       self.options.max_sessions,
@@ -123,9 +132,18 @@ class Server:
 
     # -- sessions ----------------------------------------------------------------------
     async def _create_host(self, app: AppSpec, request: RequestInfo, session_id: str) -> InProcessHost:
-        return await InProcessHost.create(app, request, session_id, self.loop,
+        host = await InProcessHost.create(app, request, session_id, self.loop,
                                           max_message_bytes=self.options.websocket_max_message_size,
                                           limits=self.options.message_limits)
+        if self.recovery is not None:
+            self.recovery.track(host.session, app, request)
+        return host
+
+    async def recover(self, app: AppSpec, session_id: str, request: RequestInfo) -> SessionEntry | None:
+        """Rebuild ``session_id`` from the session store for a reconnecting tab (None: nothing to rebuild)."""
+        if self.recovery is None:
+            return None
+        return await self.recovery.recover(self.manager, app, session_id, request)
 
     def _reuse_mode(self) -> bool | str:
         return self.options.reuse_sessions or config.process_value("reuse_sessions")
@@ -271,6 +289,8 @@ class Server:
         The collection waits a moment: a destroyed session's cancelled tasks and
         closing sockets hold parts of it until the loop has run their callbacks.
         """
+        if self.recovery is not None and self.loop is not None:
+            self.recovery.worker.spawn(self.recovery.sweep())
         if self.manager.cleanup() and self.loop is not None and not self._collect_pending:
             self._collect_pending = True
             self.loop.call_later(SWEEP_COLLECT_DELAY_S, self._collect)
@@ -371,7 +391,12 @@ class Server:
         self.started = False
         if self._cleanup is not None:
             self._cleanup.stop()
-        self.manager.destroy_all()
+        if self.recovery is not None:
+            # Shutdown is not the end of the sessions: their records stay, their tabs reconnect elsewhere.
+            self.recovery.detach_all(self.manager, CloseCode.SERVICE_RESTART, "server restarting: reconnecting")
+            self.recovery.close()
+        else:
+            self.manager.destroy_all()
         if self._listener is not None:
             self._listener.stop()
         if self._http is not None:
@@ -402,6 +427,18 @@ class Server:
 
     def __repr__(self) -> str:
         return f"<kernelstate Server {self.url if self.port else '(not started)'} apps={[a.route for a in self.apps]}>"
+
+
+def _open_recovery(options: ServeOptions, key: bytes) -> SessionRecovery | None:
+    """The session store and recovery of a server with ``--session-store`` (None without one)."""
+    url = options.session_store_url
+    if not url:
+        return None
+    store = open_store(url)
+    # A record outlives its process by about the unused-session lifetime (refreshed at every sweep meanwhile).
+    ttl_s = (options.unused_session_lifetime_ms + 2 * options.check_unused_sessions_ms) / 1000
+    log.info("session store: %s (records kept %.0f s after their process lets go)", store.description, ttl_s)
+    return SessionRecovery(store, key, ttl_s)
 
 
 _running_servers: set[Server] = set()

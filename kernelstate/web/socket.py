@@ -7,10 +7,13 @@ signature, and the session id's inside it, must verify.
 After the upgrade (:meth:`SessionSocket.attach_session`), in this order:
 
 - a live session with that id: attach;
-- else, an expired token: close with ``TOKEN_EXPIRED`` (reload the page);
+- else, an expired token: close with ``TOKEN_EXPIRED`` (reload the page),
+  unless the host can rebuild the session (below);
 - else, a pending session (a reuse page, or a page whose first WebSocket is
   late): create it now and attach; at the session cap, close with
   ``SERVER_STOPPING``; if its app fails, ``SESSION_EXPIRED``;
+- else, a session the host can rebuild (a session store holds its record,
+  :mod:`kernelstate.store`): rebuild it and attach;
 - a session the host says this connection may not use: ``FORBIDDEN``.
 """
 from __future__ import annotations
@@ -76,10 +79,13 @@ class SessionSocket(BokehSocket):
         entry = manager.get(sid)
         if entry is None:
             if self.token_expired:
-                self.close(CloseCode.TOKEN_EXPIRED, "token expired: reload the page")
-                return
+                # A session store's record outlives the page's token (a tab open for hours reconnects).
+                entry = await self._recover(sid, route)
+                if entry is None:
+                    self.close(CloseCode.TOKEN_EXPIRED, "token expired: reload the page")
+                    return
             try:
-                entry = await manager.claim_pending(sid)
+                entry = entry or await manager.claim_pending(sid)
             except SessionLimitError as exc:
                 self.close(CloseCode.SERVER_STOPPING, str(exc)[:100])
                 return
@@ -89,6 +95,8 @@ class SessionSocket(BokehSocket):
                           exc_info=(type(cause), cause, cause.__traceback__))
                 self.close(CloseCode.SESSION_EXPIRED, f"the app failed: {type(cause).__name__}"[:100])
                 return
+            if entry is None:
+                entry = await self._recover(sid, route)
         if entry is None or entry.host.destroyed:
             self.close(CloseCode.SESSION_EXPIRED, "session expired: reload the page")
             return
@@ -101,6 +109,21 @@ class SessionSocket(BokehSocket):
         self._sessions = manager
         manager.connected(entry)
         entry.host.attach(self)
+
+    async def recover_session(self, session_id: str) -> SessionEntry | None:
+        """Rebuild a session this process does not have (a host with a session store overrides this)."""
+        return None
+
+    async def _recover(self, sid: str, route: str) -> SessionEntry | None:
+        try:
+            return await self.recover_session(sid)
+        except SessionLimitError as exc:
+            log.warning("cannot restore session for %s: %s (session=%s)", route, exc, sid)
+        except AppLoadError as exc:
+            cause = exc.cause or exc
+            log.error("app %s failed while restoring a session (session=%s): %s", route, sid, cause,
+                      exc_info=(type(cause), cause, cause.__traceback__))
+        return None
 
     async def on_message(self, message: str | bytes) -> None:
         if self.entry is not None:

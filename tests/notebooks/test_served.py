@@ -30,6 +30,7 @@ EXPECTED = {
     "04-jupyter": ["Celsius", "°F"],
     "05-components-and-reactivity": ["Components and reactivity", "Filters", "31 days", "price"],
     "06-users-and-access": ["Users and access", "Signed in as: nobody"],
+    "07-scaling-out": ["Scaling out", "Threshold", "restart the server"],
 }
 
 

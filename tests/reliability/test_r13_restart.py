@@ -1,6 +1,9 @@
-"""R13: a server restarted under open tabs tells them to reload; nothing hangs.
+"""R13: a server restarted under open tabs tells them to reload, or, with a session store, carries them on.
 
 - SIGTERM: every open tab gets close 4503 "server stopped: reload the page" at once;
+- SIGTERM with ``--session-store``: shutdown is not destroy. Every tab gets close 1012
+  ("server restarting: reconnecting") at once, its record is kept, and the restarted server
+  rebuilds the session when the tab reconnects (kernelstate.store; tests/scaleout/test_store*.py);
 - SIGKILL (a crash): every tab's connection ends at once (the page shows "connection lost");
 - the restarted server (same port, same ``KERNELSTATE_SECRET_KEY``) answers an old tab's
   reconnect with 4404 "session expired: reload the page"; with a new key, 403;
@@ -86,6 +89,30 @@ def test_restart_under_open_tabs(ks_serve_process: Any, tmp_path: Path, figures:
         async with fresh:
             await fresh.set(fresh.find(TextInput)[0], "value", "after restart")
             await fresh.wait_for(lambda: "echo after restart" in fresh.text())
+
+    run(main)
+
+
+def test_sigterm_with_a_session_store_detaches_sessions(ks_serve_process: Any, tmp_path: Path) -> None:
+    """With --session-store, SIGTERM closes tabs with 1012 and the restarted server gives each its session back."""
+    store = ("--session-store", f"sqlite:///{tmp_path / 'sessions.sqlite'}")
+    proc, url = start(ks_serve_process, tmp_path, *store)
+    port = proc.port
+
+    async def main() -> None:
+        tabs = await open_tabs(url, 3)
+        await asyncio.sleep(0.5)  # the records are written within a debounce interval
+        proc.proc.send_signal(signal.SIGTERM)
+        closes = await asyncio.gather(*[tab.wait_closed(5) for tab in tabs])
+        assert all(code == 1012 and "reconnecting" in (reason or "") for code, reason in closes), closes
+        proc.proc.wait(10)
+        start(ks_serve_process, tmp_path, *store, "--port", str(port))
+        for i, tab in enumerate(tabs):
+            back = ProtocolClient(url, timeout=5)
+            back.token = tab.token
+            await back.connect()
+            assert back.find(TextInput)[0].value == f"tab {i}" and f"echo tab {i}" in back.text()
+            await back.close()
 
     run(main)
 

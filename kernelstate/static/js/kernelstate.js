@@ -4,7 +4,7 @@
 (function () {
   "use strict";
   const ks = (window.kernelstate = window.kernelstate || {});
-  ks.banner = function (text) {
+  ks.banner = function (text, offerReload) {
     let el = document.getElementById("ks-banner");
     if (el === null) {
       el = document.createElement("div");
@@ -20,7 +20,7 @@
     button.textContent = "Reload";
     button.onclick = function () { window.location.reload(); };
     el.appendChild(span);
-    el.appendChild(button);
+    if (offerReload !== false) el.appendChild(button);
     ks.hideSpinner();
   };
   ks.hideSpinner = function () {
@@ -38,11 +38,17 @@
         if (ev.code >= 4000 && ev.code <= 4999) {
           ks.closedForGood = true;
           ks.banner(ev.reason || "The session ended. Reload the page to start a new one.");
+        } else if ((ev.code === 1012 || ks.restarting) && !ks.closedForGood) {
+          // The server restarts with a session store: BokehJS reconnects (its first tries may
+          // find the port closed) and the session carries on, so there is nothing to reload.
+          ks.restarting = true;
+          ks.banner("The server is restarting: reconnecting.", false);
         } else if (!ks.closedForGood) {
           ks.banner("Connection to the server lost. Reload the page if it does not come back.");
         }
       });
       this.addEventListener("open", function () {
+        ks.restarting = false;
         const el = document.getElementById("ks-banner");
         if (el !== null && !ks.closedForGood) el.remove();
       });
