@@ -71,6 +71,9 @@ class ServeOptions:
     unix_socket: str | None = None
     frame_ancestors: tuple[str, ...] = ("'self'",)
     referrer_policy: str = "same-origin"
+    stateless_pages: bool = False   # any process serves any request of a tab (web/anyproc.py); on with num_procs != 1
+    num_procs: int = 1              # worker processes on one port (server/workers.py); 0: one per core
+    drain_timeout_s: float = 0.0    # on SIGTERM, /readiness answers 503 and serving goes on this long
 
     def __post_init__(self) -> None:
         if not isinstance(self.port, int) or not 0 <= self.port <= 65535:
@@ -104,6 +107,12 @@ class ServeOptions:
         for name in ("idle_connection_timeout_s", "body_timeout_s"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be > 0 seconds; got {getattr(self, name)!r}")
+        if self.num_procs < 0:
+            raise ConfigError(f"num_procs must be >= 0 (0: one per core); got {self.num_procs!r}")
+        if self.num_procs != 1 and self.unix_socket:
+            raise ConfigError("--num-procs needs a TCP port; it cannot be used with --unix-socket")
+        if self.drain_timeout_s < 0:
+            raise ConfigError(f"drain_timeout_s must be >= 0 seconds; got {self.drain_timeout_s!r}")
         if self.log_level not in ("trace", "debug", "info", "warning", "error", "critical"):
             raise ConfigError(f"log_level must be debug, info, warning, error or critical; got {self.log_level!r}")
         object.__setattr__(self, "allow_websocket_origin", tuple(self.allow_websocket_origin))
@@ -129,6 +138,11 @@ class ServeOptions:
                 raise ConfigError(f"static dir for {name!r} does not exist: {directory!r}")
         if self.setup is not None and not Path(self.setup).is_file():
             raise ConfigError(f"--setup script not found: {self.setup!r}")
+
+    @property
+    def stateless(self) -> bool:
+        """Whether pages are stateless (explicitly, or because several workers share the port)."""
+        return self.stateless_pages or self.num_procs != 1
 
     @property
     def secret(self) -> str | None:
@@ -171,6 +185,7 @@ class ServeOptions:
             message_limits=MessageLimits.parse(ns.message_limit or ()),
             unix_socket=ns.unix_socket,
             frame_ancestors=tuple(ns.frame_ancestors or ("'self'",)), referrer_policy=ns.referrer_policy,
+            stateless_pages=ns.stateless_pages, num_procs=ns.num_procs, drain_timeout_s=ns.drain_timeout,
         )
 
 
@@ -230,7 +245,8 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
       "names and addresses the server listens on, plus --allow-websocket-origin entries; other hosts get 403")
     a("--use-xheaders", action="store_true", help="behind a reverse proxy: take the client address and scheme from "
       "X-Forwarded-For/-Proto, and check the host in X-Forwarded-Host (the proxy must set it) instead of Host")
-    a("--setup", metavar="SCRIPT", help="a Python script run once at startup (e.g. to schedule_task or on_session_created)")
+    a("--setup", metavar="SCRIPT", help="a Python script run once at startup (e.g. to schedule_task or "
+      "on_session_created); with --num-procs, once in each worker process")
     a("--static-dirs", nargs="*", metavar="NAME=DIR", help="serve DIR at /NAME/")
     a("--index", metavar="PAGE", help="the app (name) to serve at /, or a Jinja2 .html template for the index")
     a("--log-level", default="info", choices=["debug", "info", "warning", "error", "critical"], help="logging level (default info)")
@@ -250,5 +266,12 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     a("--title", default=None, help="default page title")
     a("--frame-ancestors", action="append", metavar="SOURCE", help="who may show the pages in a frame: CSP frame-ancestors sources, repeatable (default 'self'; 'none' forbids every frame)")
     a("--referrer-policy", default=d.referrer_policy, choices=REFERRER_POLICIES, help="the Referrer-Policy pages are sent with (default same-origin)")
+    a("--num-procs", type=int, default=d.num_procs, metavar="N", help="serve with N worker processes on the one port "
+      "(0: one per CPU core); a worker that dies is restarted; implies --stateless-pages (default 1)")
+    a("--stateless-pages", action="store_true", help="any process may serve any request of a tab: the page's token "
+      "carries the page's path and query arguments, and the session is created where its WebSocket connects "
+      "(for several processes behind a load balancer; they must share KERNELSTATE_SECRET_KEY)")
+    a("--drain-timeout", type=float, default=d.drain_timeout_s, metavar="S", help="on SIGTERM, answer /readiness "
+      "with 503 and keep serving for S seconds (so a load balancer stops sending new tabs), then stop (default 0)")
     a("--unix-socket", default=None, metavar="PATH", help="listen on this Unix socket instead of a TCP port (e.g. behind jupyter-server-proxy); "
       "the proxy must send Host: localhost, 127.0.0.1 or [::1] (any port), or a name given with --allow-host")

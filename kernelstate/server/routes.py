@@ -16,7 +16,15 @@ from bokeh.util.paths import bokehjs_path
 from tornado import web
 
 from ..web.static import ConfinedStaticHandler
-from .handlers import DocHandler, DocWebSocketHandler, IndexHandler, LivenessHandler, NotFoundHandler, ResponseHeaders
+from .handlers import (
+    DocHandler,
+    DocWebSocketHandler,
+    IndexHandler,
+    LivenessHandler,
+    NotFoundHandler,
+    ReadinessHandler,
+    ResponseHeaders,
+)
 from .hosts import host_check_rule
 
 if TYPE_CHECKING:
@@ -36,6 +44,7 @@ def application(server: Server) -> web.Application:
         (rf"{p}/static/(.*)", ConfinedStaticHandler, {"path": bokehjs_path()}),
         (rf"{p}/ks-static/(.*)", ConfinedStaticHandler, {"path": str(STATIC_DIR)}),
         (rf"{p}/liveness/?", LivenessHandler, site),
+        (rf"{p}/readiness/?", ReadinessHandler, site),
     ]
     for name, directory in options.static_dirs.items():
         routes.append((rf"{p}/{re.escape(name)}/(.*)", ConfinedStaticHandler, {"path": str(Path(directory).resolve())}))

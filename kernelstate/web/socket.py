@@ -9,8 +9,10 @@ After the upgrade (:meth:`SessionSocket.attach_session`), in this order:
 - a live session with that id: attach;
 - else, an expired token: close with ``TOKEN_EXPIRED`` (reload the page);
 - else, a pending session (a reuse page, or a page whose first WebSocket is
-  late): create it now and attach; at the session cap, close with
-  ``SERVER_STOPPING``; if its app fails, ``SESSION_EXPIRED``;
+  late), or a stateless page's first WebSocket on this machine (claims in its
+  token, :meth:`SessionSocket.create_from_claims`): create it now and attach;
+  at the session cap, close with ``SERVER_STOPPING``; if its app fails,
+  ``SESSION_EXPIRED``;
 - a session the host says this connection may not use: ``FORBIDDEN``.
 """
 from __future__ import annotations
@@ -53,16 +55,22 @@ class SessionSocket(BokehSocket):
 
     entry: SessionEntry | None = None
     token_expired = False
+    claims: dict[str, Any] = {}
     _sessions: SessionManager | None = None
 
     def verify_token(self, signer: Signer) -> None:
         """Set ``session_id`` and ``token_expired`` from the subprotocol token; 403 if it is forged."""
         token = self.bokeh_token()
         try:
-            self.session_id, self.token_expired = signer.verify(token)
+            self.session_id, self.token_expired, self.claims = signer.verify_claims(token)
         except TokenError as exc:
             log.warning("refused WebSocket for %s: %s", self.request.path[:200], exc.reason)
             raise web.HTTPError(403, "invalid token: %s", exc.reason, reason="Invalid token") from None
+
+    async def create_from_claims(self, manager: SessionManager) -> SessionEntry | None:
+        """A stateless page's session, created from the token's claims (see web/anyproc.py);
+        None where the host does not do that, or when the token was used before."""
+        return None
 
     def may_attach(self, entry: SessionEntry) -> bool:
         """Whether this connection may use ``entry`` (a host restricts this, e.g. to the session's owner)."""
@@ -79,6 +87,8 @@ class SessionSocket(BokehSocket):
                 return
             try:
                 entry = await manager.claim_pending(sid)
+                if entry is None and self.claims:
+                    entry = await self.create_from_claims(manager)
             except SessionLimitError as exc:
                 self.close(CloseCode.SERVER_STOPPING, str(exc)[:100])
                 return

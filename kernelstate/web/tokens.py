@@ -16,6 +16,7 @@ import json
 import secrets
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from ..errors import KernelstateError
 
@@ -65,9 +66,11 @@ class Signer:
         raw, sep, sig = session_id.partition(".")
         return bool(sep) and _same(self._sig(raw), sig)
 
-    def token(self, session_id: str, expiration_s: float) -> str:
+    def token(self, session_id: str, expiration_s: float, claims: dict[str, Any] | None = None) -> str:
+        """A token for ``session_id``; ``claims`` (not secret: signed, not encrypted) ride along."""
         # Same layout as Bokeh's tokens (expiry in UNIX seconds), so bokeh.client can connect too.
-        payload = {"session_id": session_id, "session_expiry": time.time() + expiration_s}
+        payload: dict[str, Any] = {**(claims or {}), "session_id": session_id,
+                                   "session_expiry": time.time() + expiration_s}
         body = _b64(json.dumps(payload, separators=(",", ":")).encode("utf-8"))
         return f"{body}.{self._sig(body)}"
 
@@ -77,6 +80,11 @@ class Signer:
         The token's own signature is checked before its payload is decoded,
         and the session id inside must carry a valid signature too.
         """
+        session_id, expired, _ = self.verify_claims(token, max_len)
+        return session_id, expired
+
+    def verify_claims(self, token: str, max_len: int = 4096) -> tuple[str, bool, dict[str, Any]]:
+        """:meth:`verify`, plus the whole verified payload (the claims given to :meth:`token`)."""
         if not token or len(token) > max_len:
             raise TokenError("missing or oversized token")
         body, sep, sig = token.partition(".")
@@ -91,4 +99,4 @@ class Signer:
         if not isinstance(session_id, str) or not self.check_session_id(session_id):
             raise TokenError("invalid session id signature")
         expired = not isinstance(expiry, (int, float)) or time.time() >= expiry
-        return session_id, expired
+        return session_id, expired, payload
