@@ -70,7 +70,7 @@ class Server:
                                  default_key_func=lambda: config.process_value("session_key_func"),
                                  stateless=lambda: self.options.stateless)
         self.first_use = (FirstUse(default_directory(self.signer.key), self.options.session_token_expiration_s)
-                          if self.options.stateless else None)
+                          if self.options.stateless else None)   # stateless pages: web/anyproc.py
         self.sockets: list[socket.socket] | None = None   # bound already (--num-procs workers share them)
         self.draining = False
         self.port: int | None = None
@@ -385,11 +385,10 @@ class Server:
 
     def drain(self) -> None:
         """SIGTERM: /readiness answers 503 for ``drain_timeout_s`` while serving goes on, then stop."""
-        if self.draining or self.loop is None:
-            return
-        self.draining = True
-        log.info("draining: /readiness answers 503; stopping in %.1f s", self.options.drain_timeout_s)
-        self.loop.call_later(self.options.drain_timeout_s, self.stop)
+        if not self.draining and self.loop is not None:
+            self.draining = True
+            log.info("draining: /readiness answers 503; stopping in %.1f s", self.options.drain_timeout_s)
+            self.loop.call_later(self.options.drain_timeout_s, self.stop)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Destroy every session, free the port and (threaded) end the thread."""
