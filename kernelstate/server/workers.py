@@ -174,15 +174,21 @@ class Supervisor:
         if not self.stopping:
             self.stopping = True
             self._signal = signum
+            self._forward(signum)   # at once: the workers start draining now
 
-    def _stop_all(self) -> int:
-        sig = getattr(self, "_signal", signal.SIGTERM)
-        log.info("stopping %d worker processes (%s)", len(self.workers), signal.Signals(sig).name)
+    def _forward(self, sig: int) -> None:
         for pid in list(self.workers):
             try:
                 os.kill(pid, sig)
             except ProcessLookupError:
                 pass
+
+    def _stop_all(self) -> int:
+        sig = getattr(self, "_signal", None)
+        if sig is None:   # not from a signal (a crash loop): stop them now
+            sig = self._signal = signal.SIGTERM
+            self._forward(sig)
+        log.info("stopping %d worker processes (%s)", len(self.workers), signal.Signals(sig).name)
         deadline = time.monotonic() + self.options.drain_timeout_s + STOP_GRACE_S
         while self.workers and time.monotonic() < deadline:
             pid, status = os.waitpid(-1, os.WNOHANG)
