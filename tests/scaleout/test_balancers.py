@@ -21,8 +21,19 @@ from kernelstate.testing import ProtocolClient
 from kernelstate.testing.client import token_from_html
 from kernelstate.testing.plugin import ServeProcess, start_serve_process
 
-from .support import (SECRET, Balancer, free_port, have_balancers, many, open_tab_and_change, pids_by_session,
-                      runs_by_session, start_haproxy, start_nginx, write_apps)
+from .support import (
+    SECRET,
+    Balancer,
+    free_port,
+    have_balancers,
+    many,
+    open_tab_and_change,
+    pids_by_session,
+    runs_by_session,
+    start_haproxy,
+    start_nginx,
+    write_apps,
+)
 
 pytestmark = pytest.mark.skipif(have_balancers() is not None, reason=str(have_balancers()))
 TABS = 100
