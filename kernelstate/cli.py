@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import gc
 import logging
 import os
 import signal
 import socket
 import sys
+import webbrowser
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -146,7 +148,13 @@ def _serve_workers(ns: argparse.Namespace, apps: list[AppSpec], options: ServeOp
         return 0
 
     lines = banner_lines(apps, options, port, __version__, count)
-    return Supervisor(options, sockets, worker, lambda: print_banner(lines)).run()
+
+    def ready() -> None:
+        print_banner(lines)
+        if options.show:   # once, by the supervisor, not by every worker
+            webbrowser.open(lines[1].split()[0])
+
+    return Supervisor(dataclasses.replace(options, show=False), sockets, worker, ready).run()
 
 
 if __name__ == "__main__":

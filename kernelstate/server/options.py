@@ -109,6 +109,9 @@ class ServeOptions:
                 raise ConfigError(f"{name} must be > 0 seconds; got {getattr(self, name)!r}")
         if self.num_procs < 0:
             raise ConfigError(f"num_procs must be >= 0 (0: one per core); got {self.num_procs!r}")
+        if self.num_procs != 1 and not hasattr(os, "fork"):
+            raise ConfigError("--num-procs needs os.fork, which this platform lacks; run one process per port "
+                              "with --stateless-pages behind a load balancer instead")
         if self.num_procs != 1 and self.unix_socket:
             raise ConfigError("--num-procs needs a TCP port; it cannot be used with --unix-socket")
         if self.drain_timeout_s < 0:
