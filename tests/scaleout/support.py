@@ -37,7 +37,9 @@ with open(os.environ["ANYPROC_LOG"], "a") as log:
 slider = ks.widgets.IntSlider(name="n", start=0, end=1000, value=1)
 echo = ks.pane.Str("value=1;")
 slider.param.watch(lambda e: setattr(echo, "object", f"value={e.new};"), "value")
-ks.Column(slider, echo).servable()
+button = ks.widgets.Button(name="Press")
+button.on_click(lambda e: setattr(echo, "object", f"pressed {button.clicks}"))
+ks.Column(slider, button, echo).servable()
 '''
 # What the app sees of its request (through a balancer: the balancer's X-Forwarded-* with --use-xheaders).
 WHOAMI_APP = '''"""Whoami"""

@@ -6,7 +6,9 @@ page and WebSocket may reach different processes. One set of processes and balan
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import shutil
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -35,6 +37,10 @@ from .support import (
     write_apps,
 )
 
+CHROMIUM = os.environ.get("KERNELSTATE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage"]
 pytestmark = pytest.mark.skipif(have_balancers() is not None, reason=str(have_balancers()))
 TABS = 100
 
@@ -179,3 +185,33 @@ def test_forwarded_headers_are_ignored_without_use_xheaders(cluster: Cluster) ->
         assert "ip=127.0.0.1;" in text and f"url=http://127.0.0.1:{proc.port}/whoami;" in text, text
     finally:
         proc.stop()
+
+
+@pytest.mark.parametrize("balancer", ["nginx", "haproxy"])
+def test_chromium_tabs_through_a_round_robin_balancer(cluster: Cluster, balancer: str) -> None:
+    """Real browser tabs (page, BokehJS WebSocket with its Origin) through the balancer: each is live,
+    and the app ran once for each. The browser lives only in this test (Playwright's sync API marks a
+    loop as running in this thread while it is alive)."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"Debian's chromium is not installed ({CHROMIUM} missing)")
+    front: Balancer = getattr(cluster, balancer)
+    before = runs_by_session(cluster.log)
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            context = browser.new_context()
+            errors: list[str] = []
+            for _ in range(3):
+                page = context.new_page()
+                page.on("pageerror", lambda exc: errors.append(str(exc)))
+                page.goto(front.url + "/app")
+                page.get_by_role("button", name="Press").click()
+                page.wait_for_selector("text=pressed 1", timeout=15000)
+                assert page.locator("#ks-banner").count() == 0
+            context.close()
+        finally:
+            browser.close()
+    assert not errors, errors
+    new = {sid: n for sid, n in runs_by_session(cluster.log).items() if sid not in before}
+    assert len(new) == 3 and set(new.values()) == {1}, new
