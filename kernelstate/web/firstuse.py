@@ -25,12 +25,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..errors import KernelstateError
+from ..errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 
-class FirstUseError(KernelstateError):
+class FirstUseError(ConfigError):
     """The claims directory cannot be used safely."""
 
 
