@@ -164,6 +164,10 @@ class ServeOptions:
             if key in ("allow_websocket_origin", "allow_host") and isinstance(value, str):
                 value = (value,)
             clean[key] = value
+        if clean.get("num_procs", 1) != 1:
+            raise ConfigError(f"num_procs={clean['num_procs']!r}: worker processes are for `kernelstate serve "
+                              "--num-procs N`, which forks the command's process; from Python, run one server per "
+                              "process with stateless_pages=True (and a shared KERNELSTATE_SECRET_KEY)")
         return cls(**clean)
 
     @classmethod

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 import kernelstate as ks
+from kernelstate.errors import ConfigError
 from kernelstate.testing import ClosedError, ProtocolClient
 from kernelstate.testing.logs import captured_log
 from kernelstate.web.firstuse import FirstUse, FirstUseError
@@ -147,3 +148,8 @@ def test_first_use_claims_are_owner_only_and_swept(tmp_path: Path) -> None:
     loose.chmod(0o777)
     with pytest.raises(FirstUseError, match="only this user"):
         FirstUse(loose / "claims", lifetime_s=1.0)
+
+
+def test_num_procs_is_a_command_line_flag_only() -> None:
+    with pytest.raises(ConfigError, match="kernelstate serve --num-procs N"):
+        ks.serve(lambda: ks.pane.Str("x"), num_procs=2, start=False)
