@@ -14,7 +14,8 @@ The supervisor:
 
 - prints the startup banner once every worker is ready (as one process would);
 - restarts a worker that dies, and logs it (signal or exit code, old and new
-  pid); a worker that keeps dying (``MAX_RESTARTS`` within ``RESTART_WINDOW_S``)
+  pid); a worker that dies before every worker is ready (a failing ``--setup``,
+  say), or that keeps dying (``MAX_RESTARTS`` within ``RESTART_WINDOW_S``),
   stops the whole server with exit code 1 instead of looping;
 - on SIGTERM (or SIGINT) forwards it to every worker, which drains
   (``--drain-timeout``) and stops, waits for them (then SIGKILLs what is left
@@ -158,6 +159,9 @@ class Supervisor:
             self.ready.discard(number)
             if self.stopping:
                 continue
+            if not self.announced:
+                raise WorkerCrashLoop(f"worker {number} (pid {pid}) {describe_exit(status)} before every worker "
+                                      "was ready; stopping: see its log lines above for why")
             now = time.monotonic()
             self.restarts.append(now)
             while self.restarts and now - self.restarts[0] > RESTART_WINDOW_S:

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -161,3 +164,17 @@ def test_sigterm_drains_then_stops_every_worker(workers: Workers) -> None:
     assert supervisor.wait(20) == 0
     assert not [pid for pid in pids if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"]
     assert "all workers stopped" in workers.proc.log_text()
+
+
+def test_a_worker_failing_at_startup_stops_the_server(tmp_path: Path) -> None:
+    """A --setup that raises fails every worker: the server says why and exits 1 instead of restarting them."""
+    app, _ = write_apps(tmp_path)
+    setup = tmp_path / "broken_setup.py"
+    setup.write_text("raise RuntimeError('the database is not there')\n")
+    proc = subprocess.run([sys.executable, "-m", "kernelstate.cli", "serve", str(app), "--port", "0", "--num-procs", "2",
+                           "--setup", str(setup)], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "ANYPROC_LOG": str(tmp_path / "runs.log")})
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 1, output
+    assert "the database is not there" in output and "before every worker was ready; stopping" in output, output
+    assert "serving 1 app(s)" not in output
