@@ -137,8 +137,7 @@ def test_cookie_sticky_haproxy_keeps_a_tab_on_its_process(cluster: Cluster) -> N
         tab = ProtocolClient(url, timeout=20, headers={"Cookie": f"KSPROCESS={match.group(1)}"},
                              origin=cluster.sticky.url)
         tab.html, tab.token = response.body.decode(), token_from_html(response.body.decode())
-        async with tab:
-            await tab.connect()
+        async with tab:   # connects with the token already set
             await tab.set(tab.find(Slider)[0], "value", 700 + i)
             await tab.wait_for(lambda: f"value={700 + i};" in tab.text())
         return match.group(1), tab.session_id
