@@ -24,6 +24,14 @@ from kernelstate.web.firstuse import FirstUse, FirstUseError
 SECRET = "anyproc-pages-secret-0123456789abcdef"
 
 
+@pytest.fixture(autouse=True)
+def private_runtime_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """First-use claims go under the test's own directory, removed with it."""
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+
+
 def shows_request() -> Any:
     """The query argument and cookie the session was created with (its key covers both, so it is cached)."""
     def key(r: Any) -> Any:

@@ -57,7 +57,7 @@ def workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workers]:
     proc = start_serve_process(str(app), "--num-procs", "2", "--warm", "--setup", str(setup), "--drain-timeout", "2",
                                "--max-sessions-per-client", "0",
                                env={"KERNELSTATE_SECRET_KEY": SECRET, "ANYPROC_LOG": str(log),
-                                    "ANYPROC_SETUP_LOG": str(setup_log)})
+                                    "ANYPROC_SETUP_LOG": str(setup_log), "XDG_RUNTIME_DIR": str(work)})
     try:
         yield Workers(proc, log, setup_log, set())
     finally:
@@ -173,7 +173,7 @@ def test_a_worker_failing_at_startup_stops_the_server(tmp_path: Path) -> None:
     setup.write_text("raise RuntimeError('the database is not there')\n")
     proc = subprocess.run([sys.executable, "-m", "kernelstate.cli", "serve", str(app), "--port", "0", "--num-procs", "2",
                            "--setup", str(setup)], capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "ANYPROC_LOG": str(tmp_path / "runs.log")})
+                          env={**os.environ, "ANYPROC_LOG": str(tmp_path / "runs.log"), "XDG_RUNTIME_DIR": str(tmp_path)})
     output = proc.stdout + proc.stderr
     assert proc.returncode == 1, output
     assert "the database is not there" in output and "before every worker was ready; stopping" in output, output

@@ -68,7 +68,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     ports = {name: free_port() for name in ("haproxy", "sticky", "nginx")}
     hosts = [arg for port in ports.values() for arg in ("--allow-host", f"127.0.0.1:{port}")]
     args = serve_args(apps, "--stateless-pages", "--use-xheaders", *hosts)
-    env = {"KERNELSTATE_SECRET_KEY": SECRET, "ANYPROC_LOG": str(log)}
+    env = {"KERNELSTATE_SECRET_KEY": SECRET, "ANYPROC_LOG": str(log), "XDG_RUNTIME_DIR": str(work)}
     with ThreadPoolExecutor(3) as pool:
         processes = list(pool.map(lambda _: start_serve_process(*args, env=env), range(3)))
     balancers: list[Balancer] = []
@@ -170,7 +170,8 @@ def test_use_xheaders_takes_the_client_from_the_balancer(cluster: Cluster, balan
 def test_forwarded_headers_are_ignored_without_use_xheaders(cluster: Cluster) -> None:
     """A client's own X-Forwarded-* headers change nothing on a server started without the flag."""
     proc = start_serve_process(*serve_args(cluster.apps, "--stateless-pages"),
-                               env={"KERNELSTATE_SECRET_KEY": SECRET, "ANYPROC_LOG": str(cluster.log)})
+                               env={"KERNELSTATE_SECRET_KEY": SECRET, "ANYPROC_LOG": str(cluster.log),
+                                    "XDG_RUNTIME_DIR": str(cluster.log.parent)})
     try:
         url = f"http://127.0.0.1:{proc.port}/whoami"
         forged = {"X-Forwarded-For": "203.0.113.9", "X-Real-Ip": "203.0.113.9", "X-Forwarded-Proto": "https"}
