@@ -34,7 +34,7 @@ sys.path.insert(0, str(BENCH_DIR))
 
 import psutil  # noqa: E402
 
-from harness import jupyter, plan, report, scenarios, streaming  # noqa: E402
+from harness import jupyter, plan, report, scaleout, scenarios, streaming  # noqa: E402
 from harness.servers import PANEL_VENV, ServerProcess, Target, all_targets  # noqa: E402
 
 RESULTS_DIR = BENCH_DIR / "results"
@@ -89,6 +89,8 @@ async def _scenario(name: str, srv: ServerProcess, sizes: scenarios.Sizes, tick_
         return await streaming.stream(srv, sizes, tick_log)
     if name == "jupyter":
         return await jupyter.run(srv, sizes)
+    if name == "scaleout":
+        return await scaleout.scaleout(srv, sizes)
     raise ValueError(f"unknown scenario {name!r}; known: {', '.join(plan.SCENARIOS)}")
 
 
@@ -97,7 +99,8 @@ def run_case(case: plan.Case, target: Target, sizes: scenarios.Sizes) -> dict[st
     workdir = Path(tempfile.mkdtemp(prefix="ks-bench-"))
     tick_log = str(workdir / "ticks.log")
     app = target.apps.get(case.app) or next(iter(target.apps.values()))
-    srv = ServerProcess(target, app, case.flags, env={"BENCH_TICK_LOG": tick_log}, workdir=workdir)
+    env = {"BENCH_TICK_LOG": tick_log, **(scaleout.SECRET_ENV if case.scenario == "scaleout" else {})}
+    srv = ServerProcess(target, app, case.flags, env=env, workdir=workdir)
     result: dict[str, Any] = {}
     noise = OtherLoad()
     try:
@@ -156,6 +159,8 @@ def headline(scenario: str, result: dict[str, Any]) -> str:
                      ("after destroy", "ticks_after_destroy"), ("not destroyed", "sessions_not_destroyed")],
         "stream": [("updates %", "updates_pct"), ("bytes/update", "bytes_per_update"),
                    ("CPU ms/update", "server_cpu_ms_per_update")],
+        "scaleout": [("8c sessions/s", "setup.clients8.sessions_per_s"),
+                     ("slider p50 ms", "roundtrip.sessions8.slider.rtt_ms.p50")],
         "jupyter": [("pooled p50 ms", "app_in_kernel.pooled_total_ms.p50"),
                     ("cold p50 ms", "app_in_kernel.cold_total_ms.p50"), ("errors", "app_in_kernel.error_samples")],
     }[scenario]

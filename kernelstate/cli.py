@@ -3,13 +3,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import gc
 import logging
+import os
 import signal
+import socket
 import sys
-from collections.abc import Sequence
+import webbrowser
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from ._version import __version__
+
+if TYPE_CHECKING:
+    from .loading import AppSpec
+    from .server.options import ServeOptions
+    from .server.server import Server
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,46 +96,21 @@ def _serve(ns: argparse.Namespace) -> int:
     from .errors import AppLoadError, ConfigError
     from .loading import discover
     from .server.options import ServeOptions
-    from .server.preload import preload
     from .server.server import Server
 
     logging.basicConfig(level=getattr(logging, ns.log_level.upper()),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         options = ServeOptions.from_argv(ns)
-        server = Server(discover(ns.apps), options)
+        apps = discover(ns.apps)
+        server = Server(apps, options) if options.num_procs == 1 else None
     except (AppLoadError, ConfigError) as exc:
         print(f"kernelstate serve: error: {exc}", file=sys.stderr)
         return 2
-
-    async def run() -> None:
-        loop = asyncio.get_running_loop()
-        # A dedicated server process: load what the first session needs, then move
-        # everything loaded at startup out of the cyclic GC's reach, so full
-        # collections (seen as callback jitter) stay short. All before the port opens.
-        preload()
-        gc.collect()
-        gc.freeze()
-        server.start()
-        await server.ready()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.add_signal_handler(sig, server.stop)
-            except (NotImplementedError, RuntimeError):
-                pass
-        if options.unix_socket:   # no URL a browser could open: list the paths behind the socket
-            print(f"kernelstate {__version__} serving {len(server.apps)} app(s) on Unix socket {options.unix_socket}",
-                  flush=True)
-            for app in server.apps:
-                print(f"  {options.prefix}{app.route}  ({app.title})", flush=True)
-        else:
-            print(f"kernelstate {__version__} serving {len(server.apps)} app(s) on {server.url}", flush=True)
-            for title, url in server.app_urls():
-                print(f"  {url}  ({title})", flush=True)
-        await server.wait_stopped()
-
+    if server is None:
+        return _serve_workers(ns, apps, options)
     try:
-        asyncio.run(run())
+        asyncio.run(_run(server))
     except ConfigError as exc:
         print(f"kernelstate serve: error: {exc}", file=sys.stderr)
         return 2
@@ -136,6 +121,85 @@ def _serve(ns: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         server.stop()
     return 0
+
+
+async def _run(server: Server, sockets: list[socket.socket] | None = None,
+               on_ready: Callable[[], None] | None = None) -> None:
+    """Serve until stopped: one process (which prints the banner), or one worker of several (which calls on_ready)."""
+    from .server.preload import preload
+
+    loop = asyncio.get_running_loop()
+    options = server.options
+    # A dedicated server process: load what the first session needs, then move
+    # everything loaded at startup out of the cyclic GC's reach, so full
+    # collections (seen as callback jitter) stay short. All before the port opens.
+    preload()
+    gc.collect()
+    gc.freeze()
+    server.sockets = sockets
+    server.start()
+    await server.ready()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, server.drain if sig == signal.SIGTERM else server.stop)
+        except (NotImplementedError, RuntimeError):
+            pass
+    if on_ready is not None:
+        on_ready()
+    elif options.unix_socket:   # no URL a browser could open: list the paths behind the socket
+        print(f"kernelstate {__version__} serving {len(server.apps)} app(s) on Unix socket {options.unix_socket}",
+              flush=True)
+        for app in server.apps:
+            print(f"  {options.prefix}{app.route}  ({app.title})", flush=True)
+    else:
+        print(f"kernelstate {__version__} serving {len(server.apps)} app(s) on {server.url}", flush=True)
+        for title, url in server.app_urls():
+            print(f"  {url}  ({title})", flush=True)
+    await server.wait_stopped()
+
+
+def _serve_workers(ns: argparse.Namespace, apps: list[AppSpec], options: ServeOptions) -> int:
+    """--num-procs: bind once, fork the workers, supervise them (kernelstate/server/workers.py)."""
+    from .server.listening import bind
+    from .server.preload import preload
+    from .server.server import Server
+    from .server.workers import Supervisor, banner_lines, print_banner, shared_key, worker_count
+
+    options = shared_key(options)
+    try:
+        sockets = bind(options)
+    except OSError as exc:
+        print(f"kernelstate serve: cannot listen on {ns.address}:{ns.port}: {exc}", file=sys.stderr)
+        return 1
+    preload()   # once, before forking: the workers share these pages of memory
+    port = sockets[0].getsockname()[1]
+    count = worker_count(options)
+    if count > 1 and options.session_store_url is None:
+        # Workers share one SQLite file: sessions recover on any worker, named tasks fire once per
+        # period on the machine, publish reaches every worker (kernelstate.store, kernelstate.cluster.machine).
+        from .cluster.machine import default_url
+
+        options = dataclasses.replace(options, session_store=default_url(options.unix_socket or port))
+
+    def worker(opts: ServeOptions, socks: list[socket.socket], ready: Callable[[], None]) -> int:
+        fmt = f"%(asctime)s %(levelname)s %(name)s [worker pid {os.getpid()}]: %(message)s"
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(logging.Formatter(fmt))
+        server = Server(apps, opts)
+        try:
+            asyncio.run(_run(server, socks, ready))
+        except KeyboardInterrupt:
+            server.stop()
+        return 0
+
+    lines = banner_lines(apps, options, port, __version__, count)
+
+    def ready() -> None:
+        print_banner(lines)
+        if options.show:   # once, by the supervisor, not by every worker
+            webbrowser.open(lines[1].split()[0])
+
+    return Supervisor(dataclasses.replace(options, show=False), sockets, worker, ready).run()
 
 
 if __name__ == "__main__":

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .scaleout import CONFIGS as SCALEOUT_CONFIGS
 from .scenarios import EXPIRY_FLAGS
 
-SCENARIOS = ("html", "setup", "roundtrip", "memory", "periodic", "stream", "jupyter")
+SCENARIOS = ("html", "setup", "roundtrip", "memory", "periodic", "stream", "jupyter", "scaleout")
 
 MODES: dict[str, tuple[str, ...]] = {
     "default": (),
@@ -61,6 +62,8 @@ def cases(quick: bool = False) -> list[Case]:
     out.append(Case("periodic", "100 ms ticks", "periodic", EXPIRY_FLAGS, SERVERS))
     out.append(Case("stream", "100 rows / 100 ms", "stream", (), SERVERS))
     out.append(Case("jupyter", "app in a kernel", "basic", (), ("kernelstate-jupyter",)))
+    for config, flags in SCALEOUT_CONFIGS.items():
+        out.append(Case("scaleout", config, "basic", flags, ("kernelstate",)))
     if quick:
         # bare Bokeh is a reference column; the quick run keeps to kernelstate, Panel and the floor
         out = [Case(c.scenario, c.config, c.app, c.flags, tuple(t for t in c.targets if t != "bokeh")) for c in out]

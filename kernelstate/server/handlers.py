@@ -2,13 +2,14 @@
 
 - ``DocHandler``: GET an app's page (through the shared page service);
 - ``DocWebSocketHandler``: the shared session WebSocket, with the server's origin check;
-- ``IndexHandler``, ``LivenessHandler``, ``NotFoundHandler``.
+- ``IndexHandler``, ``LivenessHandler``, ``ReadinessHandler``, ``NotFoundHandler``.
 
 Handlers see the server only through :class:`Site`, the few things they need.
 """
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import traceback
 from typing import Any, Protocol
@@ -21,6 +22,8 @@ from ..auth.logins import COOKIE_NAME
 from ..errors import AppLoadError
 from ..loading import AppSpec
 from ..session import RequestInfo
+from ..web.anyproc import create_from_claims, remaining_s, request_from_claims
+from ..web.firstuse import FirstUse
 from ..web.manager import SessionEntry, SessionLimitError, SessionManager
 from ..web.origins import origin_allowed
 from ..web.page import render_message
@@ -45,6 +48,13 @@ class Site(Protocol):
     def signer(self) -> Signer: ...
     @property
     def app_routes(self) -> list[str]: ...
+    @property
+    def first_use(self) -> FirstUse | None:
+        """Stateless pages: where first uses of tokens are claimed (None: this server does not create
+        sessions from token claims)."""
+    @property
+    def draining(self) -> bool:
+        """Stopping soon: /readiness answers 503."""
 
     def origins_for(self, request: HTTPServerRequest) -> list[str]:
         """The WebSocket origins allowed for this request (exact matches, see web/origins.py)."""
@@ -174,6 +184,12 @@ class DocWebSocketHandler(SessionSocket):
     # -- after the upgrade ----------------------------------------------------------
     async def recover_session(self, session_id: str) -> SessionEntry | None:
         return await self.site.recover(self.app, session_id, request_info(self.request))
+    async def create_from_claims(self, manager: SessionManager) -> SessionEntry | None:
+        first_use = self.site.first_use
+        info = request_from_claims(self.claims, self.app.route, request_info(self.request))
+        if first_use is None or info is None or self.session_id is None:
+            return None
+        return await create_from_claims(manager, first_use, self.app, self.session_id, info, remaining_s(self.claims))
 
     async def open(self, *args: Any, **kwargs: Any) -> None:
         self.set_nodelay(True)
@@ -196,6 +212,16 @@ class LivenessHandler(_Base):
         manager = self.site.manager
         self.finish({"alive": True, "sessions": len(manager), "pending": manager.pending_count,
                      "apps": self.site.app_routes})
+
+
+class ReadinessHandler(_Base):
+    """For load balancers: 200 while this process takes new tabs, 503 once it drains (SIGTERM)."""
+
+    def get(self) -> None:
+        self.set_header("Cache-Control", "no-store")
+        if self.site.draining:
+            self.set_status(503, "Draining")
+        self.finish({"ready": not self.site.draining, "pid": os.getpid()})
 
 
 class NotFoundHandler(_Base):

@@ -84,6 +84,9 @@ class ServeOptions:
     authorize: Any = None                    # "MODULE:FUNCTION" or a function (user_info, path) -> bool
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
+    stateless_pages: bool = False   # any process serves any request of a tab (web/anyproc.py); on with num_procs != 1
+    num_procs: int = 1              # worker processes on one port (server/workers.py); 0: one per core
+    drain_timeout_s: float = 0.0    # on SIGTERM, /readiness answers 503 and serving goes on this long
 
     def __post_init__(self) -> None:
         if not isinstance(self.port, int) or not 0 <= self.port <= 65535:
@@ -117,6 +120,15 @@ class ServeOptions:
         for name in ("idle_connection_timeout_s", "body_timeout_s"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be > 0 seconds; got {getattr(self, name)!r}")
+        if self.num_procs < 0:
+            raise ConfigError(f"num_procs must be >= 0 (0: one per core); got {self.num_procs!r}")
+        if self.num_procs != 1 and not hasattr(os, "fork"):
+            raise ConfigError("--num-procs needs os.fork, which this platform lacks; run one process per port "
+                              "with --stateless-pages behind a load balancer instead")
+        if self.num_procs != 1 and self.unix_socket:
+            raise ConfigError("--num-procs needs a TCP port; it cannot be used with --unix-socket")
+        if self.drain_timeout_s < 0:
+            raise ConfigError(f"drain_timeout_s must be >= 0 seconds; got {self.drain_timeout_s!r}")
         if self.log_level not in ("trace", "debug", "info", "warning", "error", "critical"):
             raise ConfigError(f"log_level must be debug, info, warning, error or critical; got {self.log_level!r}")
         object.__setattr__(self, "allow_websocket_origin", tuple(self.allow_websocket_origin))
@@ -164,6 +176,11 @@ class ServeOptions:
         return os.environ.get(STORE_ENV_VAR) or self.session_store
 
     @property
+    def stateless(self) -> bool:
+        """Whether pages are stateless (explicitly, or because several workers share the port)."""
+        return self.stateless_pages or self.num_procs != 1
+
+    @property
     def secret(self) -> str | None:
         return self.secret_key or os.environ.get("KERNELSTATE_SECRET_KEY") or None
 
@@ -180,6 +197,10 @@ class ServeOptions:
             if key in ("allow_websocket_origin", "allow_host") and isinstance(value, str):
                 value = (value,)
             clean[key] = value
+        if clean.get("num_procs", 1) != 1:
+            raise ConfigError(f"num_procs={clean['num_procs']!r}: worker processes are for `kernelstate serve "
+                              "--num-procs N`, which forks the command's process; from Python, run one server per "
+                              "process with stateless_pages=True (and a shared KERNELSTATE_SECRET_KEY)")
         return cls(**clean)
 
     @classmethod
@@ -206,6 +227,7 @@ class ServeOptions:
             frame_ancestors=tuple(ns.frame_ancestors or ("'self'",)), referrer_policy=ns.referrer_policy,
             session_store=_store_from_argv(ns.session_store), dask_scheduler=ns.dask_scheduler,
             oauth=OAuthOptions.from_argv(ns),
+            stateless_pages=ns.stateless_pages, num_procs=ns.num_procs, drain_timeout_s=ns.drain_timeout,
             **auth_options(ns),
         )
 
@@ -272,7 +294,8 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
       "names and addresses the server listens on, plus --allow-websocket-origin entries; other hosts get 403")
     a("--use-xheaders", action="store_true", help="behind a reverse proxy: take the client address and scheme from "
       "X-Forwarded-For/-Proto, and check the host in X-Forwarded-Host (the proxy must set it) instead of Host")
-    a("--setup", metavar="SCRIPT", help="a Python script run once at startup (e.g. to schedule_task or on_session_created)")
+    a("--setup", metavar="SCRIPT", help="a Python script run once at startup (e.g. to schedule_task or "
+      "on_session_created); with --num-procs, once in each worker process")
     a("--static-dirs", nargs="*", metavar="NAME=DIR", help="serve DIR at /NAME/")
     a("--index", metavar="PAGE", help="the app (name) to serve at /, or a Jinja2 .html template for the index")
     a("--log-level", default="info", choices=["debug", "info", "warning", "error", "critical"], help="logging level (default info)")
@@ -295,6 +318,13 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     a("--session-store", default=None, metavar="URL", help="keep sessions recoverable in a store: 'local' (SQLite in the "
       "runtime folder, for restarts and --num-procs), sqlite:///PATH, or redis://HOST:PORT/DB (several machines); a "
       f"URL with a password only in the environment variable {STORE_ENV_VAR}")
+    a("--num-procs", type=int, default=d.num_procs, metavar="N", help="serve with N worker processes on the one port "
+      "(0: one per CPU core); a worker that dies is restarted; implies --stateless-pages (default 1)")
+    a("--stateless-pages", action="store_true", help="any process may serve any request of a tab: the page's token "
+      "carries the page's path and query arguments, and the session is created where its WebSocket connects "
+      "(for several processes behind a load balancer; they must share KERNELSTATE_SECRET_KEY)")
+    a("--drain-timeout", type=float, default=d.drain_timeout_s, metavar="S", help="on SIGTERM, answer /readiness "
+      "with 503 and keep serving for S seconds (so a load balancer stops sending new tabs), then stop (default 0)")
     a("--unix-socket", default=None, metavar="PATH", help="listen on this Unix socket instead of a TCP port (e.g. behind jupyter-server-proxy); "
       "the proxy must send Host: localhost, 127.0.0.1 or [::1] (any port), or a name given with --allow-host")
     a("--dask-scheduler", default=None, metavar="ADDRESS", help="the Dask scheduler for ks.state.execute(fn, "

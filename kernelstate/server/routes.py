@@ -19,7 +19,15 @@ from tornado import web
 
 from ..web.static import ConfinedStaticHandler
 from .gate import gate_routes, gated
-from .handlers import DocHandler, DocWebSocketHandler, IndexHandler, LivenessHandler, NotFoundHandler, ResponseHeaders
+from .handlers import (
+    DocHandler,
+    DocWebSocketHandler,
+    IndexHandler,
+    LivenessHandler,
+    NotFoundHandler,
+    ReadinessHandler,
+    ResponseHeaders,
+)
 from .hosts import host_check_rule
 
 if TYPE_CHECKING:
@@ -39,6 +47,7 @@ def application(server: Server) -> web.Application:
         (rf"{p}/static/(.*)", ConfinedStaticHandler, {"path": bokehjs_path()}),
         (rf"{p}/ks-static/(.*)", ConfinedStaticHandler, {"path": str(STATIC_DIR)}),
         (rf"{p}/liveness/?", LivenessHandler, site),
+        (rf"{p}/readiness/?", ReadinessHandler, site),
     ]
     for name, directory in options.static_dirs.items():
         routes.append((rf"{p}/{re.escape(name)}/(.*)", ConfinedStaticHandler, {"path": str(Path(directory).resolve())}))
@@ -63,7 +72,7 @@ def application(server: Server) -> web.Application:
     default_handler: type[web.RequestHandler] = NotFoundHandler
     settings: dict[str, Any] = {}
     if server.auth is not None:   # nothing but liveness, the login pages and their stylesheet before login
-        routes = gate_routes(routes, server.auth, server.signer, open_patterns={rf"{p}/liveness/?", rf"{p}/ks-static/(.*)"},
+        routes = gate_routes(routes, server.auth, server.signer, open_patterns={rf"{p}/liveness/?", rf"{p}/readiness/?", rf"{p}/ks-static/(.*)"},
                              library_patterns={rf"{p}/static/(.*)"})
         routes[1:1] = server.auth.routes()
         settings = server.auth.settings(server.signer.key, tls=bool(options.ssl_certfile))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import socket
 import threading
 import webbrowser
 from pathlib import Path
@@ -36,6 +37,7 @@ from ..reuse import ReuseCache, make_request
 from ..session import RequestInfo
 from ..store import open_store, store_secret
 from ..store.recovery import SessionRecovery
+from ..web.firstuse import FirstUse, default_directory
 from ..web.manager import SessionEntry, SessionManager
 from ..web.origins import default_allowlist
 from ..web.page import PageOptions, render_message
@@ -79,7 +81,12 @@ class Server:
                                  token_expiration_s=self.options.session_token_expiration_s,
                                  reuse_mode=self._reuse_mode,
                                  default_key_func=lambda: config.process_value("session_key_func"),
-                                 bind_user=self.auth is not None)
+                                 bind_user=self.auth is not None,
+                                 stateless=lambda: self.options.stateless)
+        self.first_use = (FirstUse(default_directory(self.signer.key), self.options.session_token_expiration_s)
+                          if self.options.stateless else None)   # stateless pages: web/anyproc.py
+        self.sockets: list[socket.socket] | None = None   # bound already (--num-procs workers share them)
+        self.draining = False
         self.port: int | None = None
         self.extra_origins: list[str] = []
         self.extra_hosts: list[str] = []
@@ -253,7 +260,7 @@ class Server:
     def _listen(self) -> None:
         """Bind the port (or unix socket) and accept connections."""
         assert self._http is not None
-        sockets = bind(self.options)
+        sockets = self.sockets or bind(self.options)
         self.port = 0 if self.options.unix_socket else sockets[0].getsockname()[1]
         self._hosts = None
         self.host_allowlist()   # resolves this machine's names now, not in the first request
@@ -291,6 +298,8 @@ class Server:
         """
         if self.recovery is not None and self.loop is not None:
             self.recovery.worker.spawn(self.recovery.sweep())
+        if self.first_use is not None:
+            self.first_use.sweep()
         if self.manager.cleanup() and self.loop is not None and not self._collect_pending:
             self._collect_pending = True
             self.loop.call_later(SWEEP_COLLECT_DELAY_S, self._collect)
@@ -406,6 +415,13 @@ class Server:
                 task.cancel()
         self._stopped.set()
         self._stop_done.set()
+
+    def drain(self) -> None:
+        """SIGTERM: /readiness answers 503 for ``drain_timeout_s`` while serving goes on, then stop."""
+        if not self.draining and self.loop is not None:
+            self.draining = True
+            log.info("draining: /readiness answers 503; stopping in %.1f s", self.options.drain_timeout_s)
+            self.loop.call_later(self.options.drain_timeout_s, self.stop)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Destroy every session, free the port and (threaded) end the thread."""

@@ -71,13 +71,15 @@ class ProtocolClient:
     """One simulated browser tab. Use as ``async with``; see the module docstring."""
 
     def __init__(self, url: str, headers: dict[str, str] | None = None, origin: str | None = None,
-                 timeout: float = 10.0, ws_url: str | None = None, send_ready: bool = True) -> None:
+                 timeout: float = 10.0, ws_url: str | None = None, send_ready: bool = True,
+                 network_interface: str | None = None) -> None:
         self.url = url
         self.headers = dict(headers or {})
         self.origin = origin
         self.timeout = timeout
         self.ws_url = ws_url
         self.send_ready = send_ready
+        self.network_interface = network_interface   # the local address to connect from (e.g. 127.0.0.2)
         self.html = ""
         self.status = 0
         self.token = ""
@@ -101,7 +103,8 @@ class ProtocolClient:
     async def fetch_page(self) -> str:
         client = AsyncHTTPClient()
         try:
-            response = await client.fetch(HTTPRequest(self.url, headers=self.headers, request_timeout=self.timeout, follow_redirects=True))
+            response = await client.fetch(HTTPRequest(self.url, headers=self.headers, request_timeout=self.timeout, follow_redirects=True,
+                                                    network_interface=self.network_interface))
         except HTTPClientError as exc:
             self.status = exc.code
             body = exc.response.body.decode("utf-8", "replace") if exc.response is not None else ""
@@ -128,7 +131,8 @@ class ProtocolClient:
         headers = dict(self.headers)
         if self.origin is not None:
             headers["Origin"] = self.origin
-        request = HTTPRequest(self.ws_url or self._default_ws_url(), headers=headers, request_timeout=self.timeout)
+        request = HTTPRequest(self.ws_url or self._default_ws_url(), headers=headers, request_timeout=self.timeout,
+                              network_interface=self.network_interface)
         self.ws = await websocket_connect(request, subprotocols=["bokeh", token])
         # A Bokeh message is several frames: without TCP_NODELAY, Nagle's algorithm and the
         # peer's delayed ACK stall every multi-frame message by ~40 ms.

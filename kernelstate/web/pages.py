@@ -15,6 +15,9 @@ A page never carries a session's request values: only its signed token,
 bound to the signed-in user (``RequestInfo.user``) when the host asks for
 it (``bind_user``), and then the reuse key includes the user too, so one
 user's page is never another's.
+With stateless pages (``--stateless-pages``, ``--num-procs``), any process
+serves any request of a tab: see :mod:`kernelstate.web.anyproc` (the token
+then also carries the page's path and query arguments: signed, not secret).
 Failures become pages too (:func:`busy_page`, :func:`app_failed_page`).
 """
 from __future__ import annotations
@@ -28,7 +31,8 @@ from tornado.httputil import HTTPServerRequest
 from ..loading import AppSpec
 from ..reuse import CachedPage, ReuseCache
 from ..session import RequestInfo
-from .manager import SessionLimitError, SessionManager
+from .anyproc import StatelessPages
+from .manager import SessionEntry, SessionLimitError, SessionManager
 from .page import TOKEN_PLACEHOLDER, PageOptions, render_message, render_page
 from .tokens import Signer
 
@@ -43,7 +47,8 @@ class PageService:
 
     def __init__(self, manager: SessionManager, signer: Signer, reuse: ReuseCache, *,
                  token_expiration_s: float, reuse_mode: Callable[[], ReuseMode],
-                 default_key_func: Callable[[], KeyFunc | None], bind_user: bool = False) -> None:
+                 default_key_func: Callable[[], KeyFunc | None], bind_user: bool = False,
+                 stateless: Callable[[], bool] = lambda: False) -> None:
         self.manager = manager
         self.signer = signer
         self.reuse = reuse
@@ -54,6 +59,8 @@ class PageService:
         # Behind the host's own login: tokens carry the signed-in user (the host's sockets check it) and
         # reuse keys include it. (Not in Jupyter, whose token-authenticated requests get a made-up name each.)
         self.bind_user = bind_user
+        self.stateless = stateless                # --stateless-pages: see kernelstate.web.anyproc
+        self.anyproc = StatelessPages(self)
 
     def key_func_for(self, app: AppSpec) -> KeyFunc | None:
         return self.key_funcs.get(app.route) or self._default_key_func()
@@ -61,6 +68,8 @@ class PageService:
     async def page_for(self, app: AppSpec, info: RequestInfo, request: HTTPServerRequest,
                        options: PageOptions) -> str:
         """The HTML for one page request; raises SessionLimitError or AppLoadError."""
+        if self.stateless():
+            return await self.anyproc.page_for(app, info, request, options)
         expiration = self.token_expiration_s
         bound = info.user if self.bind_user else None
         reuse = self._reuse_mode()
@@ -78,15 +87,23 @@ class PageService:
         entry = await self.manager.create(app, info, session_id, token_ttl_s=expiration)
         html = render_page(entry.host.page, TOKEN_PLACEHOLDER, options)
         if reuse and key is not None:
-            learned = entry.host.session_key_func
-            key_func = learned or self.key_func_for(app)
-            if learned is not None:
-                self.key_funcs[app.route] = learned
-                key = self.reuse.key(app.route, learned, request, user=bound)
-            if key is not None:
-                self.reuse.consider(key, app.route, key_func, request, set(entry.host.request_reads),
-                                    CachedPage(html, entry.host.page))
+            self.remember(app, request, key, entry, html, bound)
         return html.replace(TOKEN_PLACEHOLDER, self.signer.token(session_id, expiration, bound))
+
+    def remember(self, app: AppSpec, request: HTTPServerRequest, key: Hashable, entry: SessionEntry,
+                 html: str, user: str | None = None) -> CachedPage | None:
+        """Cache the page ``entry`` rendered (``html``, token placeholder in) unless the reuse rules refuse."""
+        learned = entry.host.session_key_func
+        key_func = learned or self.key_func_for(app)
+        if learned is not None:
+            self.key_funcs[app.route] = learned
+            key = self.reuse.key(app.route, learned, request, user=user)
+        if key is None:
+            return None
+        page = CachedPage(html, entry.host.page)
+        if self.reuse.consider(key, app.route, key_func, request, set(entry.host.request_reads), page):
+            return page
+        return None
 
     async def _verified(self, app: AppSpec, info: RequestInfo, cached: CachedPage, key: Hashable,
                         options: PageOptions) -> str:

@@ -14,6 +14,8 @@ After the upgrade (:meth:`SessionSocket.attach_session`), in this order:
   ``SERVER_STOPPING``; if its app fails, ``SESSION_EXPIRED``;
 - else, a session the host can rebuild (a session store holds its record,
   :mod:`kernelstate.store`): rebuild it and attach;
+- else, a stateless page's first WebSocket on this machine (claims in its
+  token, :meth:`SessionSocket.create_from_claims`): create it now and attach;
 - a session the host says this connection may not use: ``FORBIDDEN``.
 """
 from __future__ import annotations
@@ -56,6 +58,7 @@ class SessionSocket(BokehSocket):
 
     entry: SessionEntry | None = None
     token_expired = False
+    claims: dict[str, Any] = {}
     _sessions: SessionManager | None = None
 
     def verify_token(self, signer: Signer, user: str | None = None) -> None:
@@ -63,10 +66,15 @@ class SessionSocket(BokehSocket):
         or (behind a login) was issued to another ``user`` than the connection's."""
         token = self.bokeh_token()
         try:
-            self.session_id, self.token_expired = signer.verify(token, user=user)
+            self.session_id, self.token_expired, self.claims = signer.verify_claims(token, user=user)
         except TokenError as exc:
             log.warning("refused WebSocket for %s: %s", self.request.path[:200], exc.reason)
             raise web.HTTPError(403, "invalid token: %s", exc.reason, reason="Invalid token") from None
+
+    async def create_from_claims(self, manager: SessionManager) -> SessionEntry | None:
+        """A stateless page's session, created from the token's claims (see web/anyproc.py);
+        None where the host does not do that, or when the token was used before."""
+        return None
 
     def may_attach(self, entry: SessionEntry) -> bool:
         """Whether this connection may use ``entry`` (a host restricts this, e.g. to the session's owner)."""
@@ -86,6 +94,10 @@ class SessionSocket(BokehSocket):
                     return
             try:
                 entry = entry or await manager.claim_pending(sid)
+                if entry is None:
+                    entry = await self._recover(sid, route)
+                if entry is None and self.claims:
+                    entry = await self.create_from_claims(manager)
             except SessionLimitError as exc:
                 self.close(CloseCode.SERVER_STOPPING, str(exc)[:100])
                 return
@@ -95,8 +107,6 @@ class SessionSocket(BokehSocket):
                           exc_info=(type(cause), cause, cause.__traceback__))
                 self.close(CloseCode.SESSION_EXPIRED, f"the app failed: {type(cause).__name__}"[:100])
                 return
-            if entry is None:
-                entry = await self._recover(sid, route)
         if entry is None or entry.host.destroyed:
             self.close(CloseCode.SESSION_EXPIRED, "session expired: reload the page")
             return

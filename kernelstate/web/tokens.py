@@ -20,6 +20,7 @@ import json
 import secrets
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from ..errors import KernelstateError
 
@@ -73,9 +74,13 @@ class Signer:
         """What a token carries of its user: a keyed digest, so the page does not spell out the name."""
         return self._sig("user:" + user)[:22]
 
-    def token(self, session_id: str, expiration_s: float, user: str | None = None) -> str:
+    def token(self, session_id: str, expiration_s: float, user: str | None = None,
+              claims: dict[str, Any] | None = None) -> str:
+        """A token for ``session_id`` (bound to ``user`` when given); ``claims`` (not secret: signed, not
+        encrypted) ride along."""
         # Same layout as Bokeh's tokens (expiry in UNIX seconds), so bokeh.client can connect too.
-        payload: dict[str, object] = {"session_id": session_id, "session_expiry": time.time() + expiration_s}
+        payload: dict[str, Any] = {**(claims or {}), "session_id": session_id,
+                                   "session_expiry": time.time() + expiration_s}
         if user is not None:
             payload["ks_user"] = self.user_tag(user)
         body = _b64(json.dumps(payload, separators=(",", ":")).encode("utf-8"))
@@ -100,6 +105,12 @@ class Signer:
         issued to a user verifies only for that ``user``, one issued to nobody
         only for nobody.
         """
+        session_id, expired, _ = self.verify_claims(token, max_len, user)
+        return session_id, expired
+
+    def verify_claims(self, token: str, max_len: int = 4096,
+                      user: str | None = None) -> tuple[str, bool, dict[str, Any]]:
+        """:meth:`verify`, plus the whole verified payload (the claims given to :meth:`token`)."""
         if not token or len(token) > max_len:
             raise TokenError("missing or oversized token")
         body, sep, sig = token.partition(".")
@@ -117,4 +128,4 @@ class Signer:
         if bound != (self.user_tag(user) if user is not None else None):
             raise TokenError("token issued to another user")
         expired = not isinstance(expiry, (int, float)) or time.time() >= expiry
-        return session_id, expired
+        return session_id, expired, payload

@@ -14,14 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import cloudpickle
-import cluster_support
 import pytest
 from bokeh.models import Button
-from cluster_support import boom, sleep_then, square, until_cancelled, wait_until
 
 import kernelstate as ks
 from kernelstate.cluster.offload import OffloadedJob
 from kernelstate.testing import ProtocolClient
+
+from . import cluster_support
+from .cluster_support import boom, sleep_then, square, until_cancelled, wait_until
 
 DASK_APP = '''
 import kernelstate as ks

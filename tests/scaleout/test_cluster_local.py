@@ -7,7 +7,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from cluster_support import wait_until
 
 import kernelstate as ks
 from kernelstate.cli import build_parser
@@ -18,6 +17,8 @@ from kernelstate.cluster.topics import subscriber_count
 from kernelstate.errors import ConfigError, NoEventLoopError
 from kernelstate.server.options import ServeOptions
 from kernelstate.testing import ProtocolClient
+
+from .cluster_support import wait_until
 
 
 def test_publish_reaches_each_session_in_its_own_context_and_ends_with_it(ks_server: Any) -> None:

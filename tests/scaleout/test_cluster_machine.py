@@ -17,12 +17,13 @@ from pathlib import Path
 
 import pytest
 from bokeh.models import Button
-from cluster_support import wait_until
 
 from kernelstate.cluster.shared_cache import cache_name
 from kernelstate.cluster.signing import Codec
 from kernelstate.testing import ProtocolClient
 from kernelstate.testing.plugin import ServeProcess, start_serve_process
+
+from .cluster_support import wait_until
 
 SECRET = "machine-test-secret-0123456789abcdef"
 

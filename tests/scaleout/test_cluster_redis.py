@@ -16,12 +16,13 @@ from pathlib import Path
 import pytest
 import redis
 from bokeh.models import Button
-from cluster_support import RedisServer, start_redis, wait_until
 
 from kernelstate.cluster.redis_coordinator import cache_name
 from kernelstate.cluster.signing import Codec
 from kernelstate.testing import ProtocolClient
 from kernelstate.testing.plugin import ServeProcess, start_serve_process
+
+from .cluster_support import RedisServer, start_redis, wait_until
 
 SECRET = "cluster-test-secret-0123456789abcdef"
 
