@@ -26,6 +26,7 @@ VISIBLE = {
     "04-jupyter": "°F",
     "05-components-and-reactivity": "Components and reactivity",
     "06-users-and-access": "Users and access",
+    "07-scaling-out": "Threshold",
     "converter": "Move the slider.",
     "dashboard": "Sales dashboard",
     "weather": "Weather in London",
