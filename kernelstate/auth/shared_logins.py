@@ -12,9 +12,9 @@ logout on any process deletes it for all of them.
   A record whose signature fails is refused (and logged without its content).
   The refresh token of an OAuth login lives only in this signed record: it is
   never logged.
-- **Revocation** writes a signed tombstone in place of the record (kept until
-  the login would have expired), so a token refresh racing a logout on another
-  process does not bring the login back (it reads the tombstone first).
+- **Revocation** deletes the record. A token refresh writes a record back only
+  if it still finds it, so a refresh racing a logout on another process does
+  not bring the login back (short of the instant between its read and write).
 - **Cache bound**: each process keeps a login it has read for at most
   ``cache_ttl_s`` (:data:`LOGIN_CACHE_TTL_S`, 1 s). So a login revoked on one
   process is refused by every other process within that bound; and
@@ -121,9 +121,9 @@ class SharedLogins:
         self._remember(login)
 
     def revoke(self, login_id: str) -> None:
-        """End ``login_id`` for every process: a tombstone replaces its record."""
+        """End ``login_id`` for every process (the others within the cache bound)."""
         self._cache.pop(login_id, None)
-        self._write(login_id, {"format": FORMAT, "id": login_id, "revoked": True}, time.time() + self.expiry_s)
+        self._call("deleting", "delete", login_key(login_id))
 
     def __len__(self) -> int:
         return len(self._cache)
@@ -152,8 +152,6 @@ class SharedLogins:
             fields = self._codec.loads(key, blob)
             if not isinstance(fields, dict) or fields.get("id") != login_id or fields.get("format") != FORMAT:
                 raise TamperedValueError("the record names another login or format")
-            if fields.get("revoked"):
-                return None
             login = _login_from(fields)
         except (TamperedValueError, ValueError, TypeError, KeyError) as exc:
             log.warning("refused the login record at %s in %s: %s (not the same KERNELSTATE_SECRET_KEY on every "
@@ -235,12 +233,12 @@ class WatchedLogins(LiveLogins):
         """Close the tracked connections of logins that ended; keep them while the store is unreachable."""
         for login_id in self.tracked_logins():
             try:
-                ended = self.shared.get(login_id) is None
+                if self.shared.get(login_id) is None:
+                    log.info("a login with open WebSockets here ended (signed out elsewhere, or expired): "
+                             "closing them")
+                    self.revoke(login_id)
             except StoreUnavailableError:
-                return   # logged once by SharedLogins; try again next time
-            if ended:
-                log.info("a login with open WebSockets here ended on another process: closing them")
-                self.revoke(login_id)
+                return   # logged once per outage by SharedLogins; checked again next time
         if not self.tracked_logins() and self._check is not None:
             self._check.stop()
             self._check = None

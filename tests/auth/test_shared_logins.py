@@ -10,6 +10,7 @@ record changed in the store is refused; with Redis, an outage answers 503
 from __future__ import annotations
 
 import asyncio
+import logging
 import shutil
 import socket
 import sqlite3
@@ -22,9 +23,13 @@ import httpx
 import pytest
 from auth_helpers import PASSWORDS, SECRET_KEY, login, login_cookie, login_id_of, password_file, xsrf_of
 
+from kernelstate.auth.identity import User
 from kernelstate.auth.logins import COOKIE_NAME
-from kernelstate.auth.shared_logins import LOGIN_CACHE_TTL_S, RECHECK_EVERY_S, login_key
+from kernelstate.auth.shared_logins import LOGIN_CACHE_TTL_S, RECHECK_EVERY_S, RETRY_S, SharedLogins, login_key
 from kernelstate.endpoint import CloseCode
+from kernelstate.store.base import StoreUnavailableError
+from kernelstate.store.redis_store import RedisStore
+from kernelstate.store.sqlite import SQLiteStore
 from kernelstate.testing import ProtocolClient
 from kernelstate.testing.plugin import ServeProcess, start_serve_process
 
@@ -224,3 +229,47 @@ def test_logins_shared_through_redis_and_an_outage_answers_503(tmp_path: Path) -
         a.stop()
         b.stop()
         _stop(redis)
+
+
+# -- the records in-process (a real SQLite store; a real Redis client facing a closed port) --------
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _records(path: Path, clock: Clock) -> SharedLogins:
+    return SharedLogins(lambda: SQLiteStore(path), SECRET_KEY.encode(), 3600, clock=clock)
+
+
+def test_a_revoked_login_stays_revoked_when_another_process_writes_it_back(tmp_path: Path) -> None:
+    """A refresh after a logout elsewhere finds no record and does not bring the login back."""
+    clock = Clock()
+    on_a, on_b = _records(tmp_path / "s.sqlite", clock), _records(tmp_path / "s.sqlite", clock)
+    login = on_a.issue(User("carol", {"name": "carol"}), refresh_token="refresh-secret-1", access_expires_at=1.0)
+    assert on_b.get(login.id) == login
+    on_b.revoke(login.id)
+    assert on_b.get(login.id) is None
+    assert on_a.get(login.id) == login            # within the cache bound, A still trusts what it read
+    on_a.replace(login.with_user(User("carol", {"name": "carol"}, "new-access")))
+    clock.now += LOGIN_CACHE_TTL_S
+    assert on_a.get(login.id) is None and _records(tmp_path / "s.sqlite", clock).get(login.id) is None
+    assert "refresh-secret-1" not in repr(login)   # a secret: never in a log line
+
+
+def test_an_unreachable_store_refuses_fast_and_logs_once(caplog: pytest.LogCaptureFixture) -> None:
+    """With the store down, an unverifiable login is refused (StoreUnavailableError), one ERROR line per outage."""
+    clock = Clock()
+    records = SharedLogins(lambda: RedisStore(f"redis://127.0.0.1:{_free_port()}/0"), SECRET_KEY.encode(), 3600,
+                           clock=clock)
+    with caplog.at_level(logging.INFO, logger="kernelstate.auth.shared_logins"):
+        for _ in range(3):
+            with pytest.raises(StoreUnavailableError):
+                records.get("some-login-id")
+            clock.now += RETRY_S / 2
+        with pytest.raises(StoreUnavailableError):
+            records.issue(User("dave"))
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and "503" in errors[0].getMessage() and "redis://127.0.0.1" in errors[0].getMessage()
