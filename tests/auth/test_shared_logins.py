@@ -21,7 +21,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from auth_helpers import PASSWORDS, SECRET_KEY, login, login_cookie, login_id_of, password_file, xsrf_of
+from auth_helpers import PASSWORDS, SECRET_KEY, login, login_cookie, login_id_of, password_file, try_login, xsrf_of
 
 from kernelstate.auth.identity import User
 from kernelstate.auth.logins import COOKIE_NAME
@@ -212,6 +212,8 @@ def test_logins_shared_through_redis_and_an_outage_answers_503(tmp_path: Path) -
         for _ in range(3):
             down = get(a, "/who", cookie)
             assert down.status_code == 503 and "Sign-in is unavailable" in down.text, (down.status_code, down.text[:200])
+        with httpx.Client(base_url=base(a), follow_redirects=False, timeout=30) as fresh:
+            assert try_login(fresh, "alice", PASSWORDS["alice"]).status_code == 503   # no login it cannot keep
         assert sum("while reading a login record" in line for line in a.output) == 1, a.output[-10:]
         assert a.proc.poll() is None and b.proc.poll() is None
 
