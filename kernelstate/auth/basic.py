@@ -15,11 +15,12 @@ from urllib.parse import urlencode
 from tornado import web
 from tornado.ioloop import IOLoop
 
+from ..store.base import StoreUnavailableError
 from .access import safe_next
 from .identity import User
 from .logins import Login, LoginRecords, set_login_cookie
 from .logout import LogoutHandler
-from .pages import login_page
+from .pages import UNAVAILABLE_REASON, login_page
 from .passwords import MAX_NAME_LENGTH, Passwords
 from .provider import Route
 from .throttle import FailureThrottle
@@ -86,7 +87,10 @@ class PasswordLoginHandler(web.RequestHandler):
             self._form(next_url, username=name, error="Wrong user name or password.")
             return
         throttle.succeeded(*keys)
-        login = self.provider.logins.issue(User(name, {"name": name}))
+        try:
+            login = self.provider.logins.issue(User(name, {"name": name}))
+        except StoreUnavailableError:   # logged once per outage by the login records
+            raise web.HTTPError(503, reason=UNAVAILABLE_REASON) from None
         set_login_cookie(self, login)
         log.info("user %r signed in from %s", name, client)
         self.redirect(next_url)

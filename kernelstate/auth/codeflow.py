@@ -34,12 +34,14 @@ from tornado import web
 
 from ..errors import KernelstateError
 from ..loops import SingleFlight
+from ..store.base import StoreUnavailableError
 from ..web.page import render_message
 from . import DEFAULT_COOKIE_EXPIRY_S
 from .access import safe_next
 from .identity import User
 from .logins import Login, LoginRecords, set_login_cookie
 from .logout import LogoutHandler
+from .pages import UNAVAILABLE_REASON
 from .provider import Route
 
 log = logging.getLogger(__name__)
@@ -293,8 +295,11 @@ class CallbackHandler(_FlowHandler):
         except LoginFlowError as exc:
             self.refuse(exc)
             return
-        login = self.flow.logins.issue(user, refresh_token=tokens.get("refresh_token"),
-                                       access_expires_at=expires_at(tokens))
+        try:
+            login = self.flow.logins.issue(user, refresh_token=tokens.get("refresh_token"),
+                                           access_expires_at=expires_at(tokens))
+        except StoreUnavailableError:   # logged once per outage by the login records
+            raise web.HTTPError(503, reason=UNAVAILABLE_REASON) from None
         set_login_cookie(self, login)
         log.info("%s: %s logged in (code exchange and checks: %.0f ms)", self.flow.name, user.name,
                  1000 * (time.monotonic() - started))

@@ -4,8 +4,8 @@ Logout revokes the login record, so no new request gets in with its cookie;
 :class:`LiveLogins` also closes, with ``CloseCode.SIGNED_OUT``, every
 WebSocket this process accepted under that login (the login gate tracks
 them). Connections are held weakly: a closed one costs nothing. With a store
-shared by several processes, the other processes' open WebSockets end at
-their next reconnect, which the revoked login no longer passes.
+shared by several processes, :class:`~kernelstate.auth.shared_logins.WatchedLogins`
+also closes the other processes' open WebSockets at their next periodic check.
 """
 from __future__ import annotations
 
@@ -54,3 +54,7 @@ class LiveLogins:
         self._connections.setdefault(login_id, WeakSet()).add(connection)
         for key in [k for k, v in self._connections.items() if not v]:
             del self._connections[key]
+
+    def tracked_logins(self) -> list[str]:
+        """The ids of logins with open connections in this process."""
+        return [login_id for login_id, connections in self._connections.items() if connections]

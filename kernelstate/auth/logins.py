@@ -5,8 +5,8 @@ The login cookie carries only a login id, signed with Tornado's
 else, the user, the expiry, a refresh token, is the :class:`Login` record in
 a :class:`LoginRecords` store on the server, so ``revoke`` (logout) ends a
 login for every copy of its cookie. :class:`LoginStore` keeps the records in
-this process's memory; a store shared by several processes (Redis) can
-replace it behind the same protocol.
+this process's memory; :class:`~kernelstate.auth.shared_logins.SharedLogins`
+keeps them in the session store shared by a deployment's processes.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import hashlib
 import hmac
 import secrets
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from tornado.web import RequestHandler
@@ -45,7 +45,7 @@ class Login:
     id: str
     user: User
     expires_at: float
-    refresh_token: str | None = None
+    refresh_token: str | None = field(default=None, repr=False)   # a secret: never in a log line
     access_expires_at: float | None = None
 
     def expired(self, now: float | None = None) -> bool:

@@ -1,4 +1,5 @@
-"""The pages of logging in and out: the login form, the sign-out confirmation, the 403 of a refused user.
+"""The pages of logging in and out: the login form, the sign-out confirmation, the 403 of a refused user,
+the 503 while the login store is unreachable.
 
 They use the app pages' stylesheet (``kernelstate.css``), served at
 ``{prefix}/ks-static/``, which stays open to visitors who are not signed in.
@@ -30,3 +31,14 @@ def forbidden_page(*, user: str, path: str, logout_url: str, root_url: str = "./
         [f"You are signed in as {user}, and {user} may not open {path}.",
          "Ask the app's owner for access, or sign out and sign in as someone else."],
         root_url, links=[{"url": logout_url, "title": "Sign out", "description": f"end {user}'s login"}])
+
+
+UNAVAILABLE_REASON = "Sign-in unavailable"
+
+
+def unavailable_page(*, root_url: str = "./") -> str:
+    """The 503 page while the store that keeps logins cannot be reached (a login cannot be checked)."""
+    return render_message(
+        "503 Sign-in unavailable", "Sign-in is unavailable for a moment",
+        ["The server cannot reach the store that keeps logins, so it cannot check who you are.",
+         "Try again in a minute. The server's log names the store and the error."], root_url)

@@ -11,7 +11,9 @@
   WebSockets, the index, static dirs; not BokehJS's library files) the
   authorize callback runs with the page's path (``/app`` for ``/app`` and
   for its WebSocket ``/app/ws``), and a refusal is a 403 page
-  naming the user and how to sign out (a bare 403 for a WebSocket).
+  naming the user and how to sign out (a bare 403 for a WebSocket);
+- the login store unreachable (``--session-store`` down past the login cache's
+  bound): a 503 page (a bare 503 for a WebSocket), never let in unverified.
 
 Open routes (``/liveness``, the login and logout pages, ``/ks-static/``) are
 listed by the caller and left as they are.
@@ -26,7 +28,8 @@ from tornado.websocket import WebSocketHandler
 
 from ..auth.access import Auth, page_path
 from ..auth.identity import User
-from ..auth.pages import forbidden_page
+from ..auth.pages import UNAVAILABLE_REASON, forbidden_page, unavailable_page
+from ..store.base import StoreUnavailableError
 from ..web.tokens import Signer
 
 log = logging.getLogger(__name__)
@@ -40,7 +43,11 @@ class AuthGate(web.RequestHandler):
     gate_authorize: bool = True
 
     async def prepare(self) -> None:
-        login = await self.gate_auth.login_of(self)
+        try:
+            login = await self.gate_auth.login_of(self)
+        except StoreUnavailableError:   # logged once per outage by the login records
+            self._unavailable()
+            return
         if login is None:
             self._unauthenticated()
             return
@@ -65,6 +72,19 @@ class AuthGate(web.RequestHandler):
         self.set_header("Cache-Control", "no-store")
         self.redirect(self.gate_auth.login_url(self.request.uri or "/"))
 
+    def _unavailable(self) -> None:
+        if isinstance(self, WebSocketHandler):
+            raise web.HTTPError(503, reason=UNAVAILABLE_REASON)
+        self.set_status(503, UNAVAILABLE_REASON)
+        self.set_header("Cache-Control", "no-store")
+        self.set_header("Retry-After", "30")
+        self.set_header("Content-Type", "text/html; charset=UTF-8")
+        self.finish(unavailable_page(root_url=self._root_url()))
+
+    def _root_url(self) -> str:
+        depth = self.request.path.count("/") - 1 - self.gate_auth.prefix.count("/")
+        return "../" * depth if depth > 0 else "./"
+
     def _forbidden(self, user: User) -> None:
         path = self.request.path
         if isinstance(self, WebSocketHandler):
@@ -75,10 +95,8 @@ class AuthGate(web.RequestHandler):
         self.set_status(403)
         self.set_header("Cache-Control", "no-store")
         self.set_header("Content-Type", "text/html; charset=UTF-8")
-        prefix = self.gate_auth.prefix
-        depth = path.count("/") - 1 - prefix.count("/")
-        self.finish(forbidden_page(user=user.name, path=path, logout_url=prefix + "/logout",
-                                   root_url="../" * depth if depth > 0 else "./"))
+        self.finish(forbidden_page(user=user.name, path=path, logout_url=self.gate_auth.prefix + "/logout",
+                                   root_url=self._root_url()))
 
     def _session_for_log(self) -> str | None:
         protocols = [p.strip() for p in self.request.headers.get("Sec-WebSocket-Protocol", "").split(",")]

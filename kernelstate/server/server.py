@@ -71,7 +71,7 @@ class Server:
             secret = store_secret(store_url)  # a restarted process must sign as before
         self.signer = Signer.create(secret)
         self.recovery = _open_recovery(self.options, self.signer.key)
-        self.auth = build_auth(self.options)   # None: no login configured
+        self.auth = build_auth(self.options, self.signer.key)   # None: no login configured
         self.manager = SessionManager(self._create_host, self.options.unused_session_lifetime_ms,
                                       self.options.max_sessions,
                                       max_sessions_per_client=self.options.max_sessions_per_client,
