@@ -37,6 +37,7 @@ from ..reuse import ReuseCache, make_request
 from ..session import RequestInfo
 from ..store import open_store, store_secret
 from ..store.recovery import SessionRecovery
+from ..store.urls import redacted
 from ..web.firstuse import FirstUse, default_directory
 from ..web.manager import SessionEntry, SessionManager
 from ..web.origins import default_allowlist
@@ -450,7 +451,13 @@ def _open_recovery(options: ServeOptions, key: bytes) -> SessionRecovery | None:
     url = options.session_store_url
     if not url:
         return None
-    store = open_store(url)
+    try:
+        store = open_store(url)
+    except Exception as exc:   # a damaged or unreachable store: serve without recovery, never crash
+        log.error("session store %s cannot be used (%s: %s): sessions will not be recoverable by this process; "
+                  "fix or delete the store file, or check the store server, then restart", redacted(url),
+                  type(exc).__name__, exc)
+        return None
     # A record outlives its process by about the unused-session lifetime (refreshed at every sweep meanwhile).
     ttl_s = (options.unused_session_lifetime_ms + 2 * options.check_unused_sessions_ms) / 1000
     log.info("session store: %s (records kept %.0f s after their process lets go)", store.description, ttl_s)

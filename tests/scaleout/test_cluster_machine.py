@@ -7,6 +7,7 @@ the lock test holds the file's write lock, so they come last; the damaged-file t
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 import sqlite3
 import statistics
@@ -150,7 +151,8 @@ def test_tampered_shared_value_is_refused(procs: list[ServeProcess], database: P
 
 
 def _latencies(procs: list[ServeProcess]) -> list[float]:
-    return [float(line.rsplit("after ", 1)[1].split()[0]) for p in procs for line in log_lines(p, " after ")]
+    found = (re.search(r"received \d+ from -?\d+ after ([\d.]+) ms", line) for p in procs for line in log_lines(p, " after "))
+    return [float(m.group(1)) for m in found if m]
 
 
 def test_publish_reaches_sessions_in_every_process(procs: list[ServeProcess], database: Path) -> None:
@@ -227,13 +229,17 @@ def test_a_locked_database_is_one_log_line_and_no_crash(procs: list[ServeProcess
     wait_until(lambda: all(log_lines(p, "can be used again") for p in alive), 15, "coordination resumes")
     for proc in alive:
         assert proc.proc.poll() is None, proc.log_text()[-2000:]
-        lines = log_lines(proc, "cannot be used")
+        everything = log_lines(proc, "cannot be used")
+        lines = [line for line in everything if "kernelstate.cluster" in line]
+        store_lines = [line for line in everything if "session store" in line and "not be recoverable" in line]
+        assert len(store_lines) == 1 and len(everything) == 2, proc.log_text()   # one line each: store, coordinator
         assert len(lines) == 1 and "database is locked" in lines[0], lines
         assert "named tasks run in every process" in lines[0]
 
 
 def test_a_damaged_database_file_degrades_to_one_process(root: Path) -> None:
-    """A file that is not SQLite: one clear log line; the server serves, its task runs, publish stays local."""
+    """A file that is not SQLite: one clear log line from the coordinator (and one from the session store, which
+    then serves without recovery); the server serves, its task runs, publish stays local."""
     damaged = root / "damaged" / "cluster.sqlite"
     damaged.parent.mkdir(mode=0o700)
     damaged.write_bytes(b"this is not a database, it was overwritten " * 200)
@@ -250,7 +256,10 @@ def test_a_damaged_database_file_degrades_to_one_process(root: Path) -> None:
         assert f"got 1 from {proc.proc.pid}" in asyncio.run(main())
         wait_until(lambda: len(_ticks(ticks)) >= 2, 10, "the task runs in the process alone")
         assert proc.proc.poll() is None, proc.log_text()[-2000:]
-        lines = log_lines(proc, "cannot be used")
+        everything = log_lines(proc, "cannot be used")
+        lines = [line for line in everything if "kernelstate.cluster" in line]
+        store_lines = [line for line in everything if "session store" in line and "not be recoverable" in line]
+        assert len(store_lines) == 1 and len(everything) == 2, proc.log_text()   # one line each: store, coordinator
         assert len(lines) == 1 and "file is not a database" in lines[0] and str(damaged) in lines[0], proc.log_text()
         assert "delete it with its -wal and -shm files" in lines[0]
     finally:

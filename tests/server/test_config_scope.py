@@ -21,13 +21,19 @@ from kernelstate.cluster import coordinator
 from kernelstate.testing import ProtocolClient
 from kernelstate.threads import thread_pool
 
+def _allow_all(user_info: Any, path: str) -> bool:
+    return True
+
+
 PROCESS_ONLY: dict[str, Any] = {"reuse_sessions": True, "global_loading_spinner": True, "nthreads": 3,
                                 "cache_max_items": 5,
                                 # kernelstate.cluster (this machine's processes through a SQLite file: no Redis
                                 # needed here; a key file is kept beside it when KERNELSTATE_SECRET_KEY is unset)
                                 "session_store": f"sqlite://{tempfile.gettempdir()}/kernelstate-scope-test-{os.getuid()}.db",
                                 "shared_value_max_bytes": 5,
-                                "dask_scheduler": "tcp://127.0.0.1:1"}
+                                "dask_scheduler": "tcp://127.0.0.1:1",
+                                # kernelstate.auth: asked before pages and WebSockets of servers with a login
+                                "authorize_callback": _allow_all}
 
 
 def _spinner(server: Any, html: str) -> bool:
@@ -51,6 +57,7 @@ EFFECT: dict[str, Callable[[Any, str], bool]] = {
     "session_store": lambda server, html: coordinator().url == PROCESS_ONLY["session_store"],
     "shared_value_max_bytes": lambda server, html: _shared_bound() == 5,
     "dask_scheduler": lambda server, html: ks.config.process_value("dask_scheduler") == PROCESS_ONLY["dask_scheduler"],
+    "authorize_callback": lambda server, html: ks.config.process_value("authorize_callback") is _allow_all,
 }
 
 
