@@ -33,11 +33,9 @@ from ..errors import AppLoadError
 from ..host import InProcessHost
 from ..loading import AppSpec, apps_from_object
 from ..loops import running_loop
-from ..reuse import ReuseCache, make_request
+from ..reuse import ReuseCache
 from ..session import RequestInfo
-from ..store import open_store, store_secret
-from ..store.recovery import SessionRecovery
-from ..store.urls import redacted
+from ..store import store_secret
 from ..web.firstuse import FirstUse, default_directory
 from ..web.manager import SessionEntry, SessionManager
 from ..web.origins import default_allowlist
@@ -47,13 +45,13 @@ from ..web.tokens import Signer
 from .authsetup import build_auth
 from .handlers import request_info
 from .hosts import ALLOW_HOST_HINT, HostAllowlist, listening_hosts
+from .lifecycle import open_recovery, warm_apps, watch_apps
 from .listening import Listener, bind, http_server
 from .options import ServeOptions
 from .preload import preload
 from .routes import application
 
 log = logging.getLogger(__name__)
-RELOAD_CODE = 4100
 SWEEP_COLLECT_DELAY_S = 0.25  # after a sweep destroyed sessions, collect their cycles this much later
 
 
@@ -71,7 +69,7 @@ class Server:
         if store_url and secret is None:
             secret = store_secret(store_url)  # a restarted process must sign as before
         self.signer = Signer.create(secret)
-        self.recovery = _open_recovery(self.options, self.signer.key)
+        self.recovery = open_recovery(self.options, self.signer.key)
         self.auth = build_auth(self.options, self.signer.key)   # None: no login configured
         self.manager = SessionManager(self._create_host, self.options.unused_session_lifetime_ms,
                                       self.options.max_sessions,
@@ -254,7 +252,7 @@ class Server:
             self._teardown()
             raise
         if self.options.autoreload:
-            self._watch_task = self.loop.create_task(self._watch())
+            self._watch_task = self.loop.create_task(watch_apps(self, self._stopped))
         if self.options.show:
             self.loop.create_task(self._show())
 
@@ -320,43 +318,7 @@ class Server:
 
     async def warm(self) -> None:
         """Run every app once (and cache its page when reusing); failures are reported, not fatal."""
-        total = len(self.apps)
-        for i, app in enumerate(self.apps, 1):
-            log.info("warming %d/%d: %s", i, total, app.route)
-            path = self.options.prefix + (app.route if app.route != "/" else "/")
-            request = make_request(path)
-            try:
-                before = {e.id for e in self.manager.entries()}
-                await self.page_for(app, request)
-                for entry in self.manager.entries():
-                    if entry.id not in before:
-                        self.manager.destroy(entry.id)
-            except Exception as exc:
-                cause = getattr(exc, "cause", None) or exc
-                log.error("warming %s failed: %s: %s (the server keeps serving)", app.route, type(cause).__name__, cause)
-        log.info("warmed %d app(s)", total)
-
-    async def _watch(self) -> None:
-        """--autoreload: reload the sessions of apps whose files, or local modules they import, change."""
-        from watchfiles import awatch
-
-        from ..autoreload import AppWatch
-
-        watch = AppWatch(app.source_path for app in self.apps if app.source_path is not None)
-        if not watch.app_dirs:
-            return
-        # Events in the apps' folders wake the check at once; the timeout makes it run at least every second.
-        async for _ in awatch(*watch.app_dirs, stop_event=self._stopped, recursive=False, debounce=200,
-                              rust_timeout=1000, yield_on_timeout=True):
-            changed = watch.changed()
-            if not changed:
-                continue
-            affected = watch.reload(changed)
-            for entry in self.manager.entries():
-                if entry.app.source_path in affected:
-                    self.manager.destroy(entry.id, RELOAD_CODE, "the app changed: reloading")
-            self.reuse.clear()
-            log.info("reloaded: %s", ", ".join(sorted(str(p) for p in changed)))
+        await warm_apps(self)
 
     async def wait_stopped(self) -> None:
         """Return once the server has stopped (from any thread's ``stop()``)."""
@@ -444,24 +406,6 @@ class Server:
 
     def __repr__(self) -> str:
         return f"<kernelstate Server {self.url if self.port else '(not started)'} apps={[a.route for a in self.apps]}>"
-
-
-def _open_recovery(options: ServeOptions, key: bytes) -> SessionRecovery | None:
-    """The session store and recovery of a server with ``--session-store`` (None without one)."""
-    url = options.session_store_url
-    if not url:
-        return None
-    try:
-        store = open_store(url)
-    except Exception as exc:   # a damaged or unreachable store: serve without recovery, never crash
-        log.error("session store %s cannot be used (%s: %s): sessions will not be recoverable by this process; "
-                  "fix or delete the store file, or check the store server, then restart", redacted(url),
-                  type(exc).__name__, exc)
-        return None
-    # A record outlives its process by about the unused-session lifetime (refreshed at every sweep meanwhile).
-    ttl_s = (options.unused_session_lifetime_ms + 2 * options.check_unused_sessions_ms) / 1000
-    log.info("session store: %s (records kept %.0f s after their process lets go)", store.description, ttl_s)
-    return SessionRecovery(store, key, ttl_s)
 
 
 _running_servers: set[Server] = set()
