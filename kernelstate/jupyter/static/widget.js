@@ -169,6 +169,13 @@ class View {
     this.el.appendChild(snapshot);
     this.model.on("msg:custom", this.onMsg);
     this.model.on("comm_live_update", this.onLive);
+    // A widget manager that exposes its kernel connection (JupyterLab's, VS Code's) says when it restarts.
+    const kernel = this.model.widget_manager && this.model.widget_manager.kernel;
+    this.kernelSignal = kernel && kernel.statusChanged && typeof kernel.statusChanged.connect === "function" ? kernel.statusChanged : null;
+    this.onStatus = (sender, status) => {
+      if (status === "restarting" || status === "autorestarting" || status === "dead") this.kernelGone(status);
+    };
+    if (this.kernelSignal !== null) this.kernelSignal.connect(this.onStatus);
     loadBokeh(this.model, this.model.get("bokeh_version")).then(() => {
       if (this.gone) return;
       installSocketFactory().set(this.url, this);
@@ -181,7 +188,7 @@ class View {
     if (msg.ks === "ready") this.embed(msg);
     else if (msg.ks === "frames") {
       const frames = decodeFrames(msg, buffers);
-      if (this.socket === null) this.pending.push(...frames);
+      if (this.socket === null || this.socket.readyState === 0) this.pending.push(...frames);
       else frames.forEach((f) => this.socket.deliver(f));
     } else if (msg.ks === "closed") {
       this.el.dataset.ksLive = "0";
@@ -224,10 +231,15 @@ class View {
 
   checkLive() {
     // ipywidgets marks a view whose kernel went away (restart, shutdown) as disconnected.
-    if (this.el.closest(".jupyter-widgets-disconnected") !== null && !this.gone) {
-      this.el.dataset.ksLive = "0";
-      this.banner("The kernel restarted or shut down: re-run the cell.");
-    }
+    if (this.el.closest(".jupyter-widgets-disconnected") !== null) this.kernelGone("disconnected");
+  }
+
+  kernelGone(status) {
+    if (this.gone || this.el.dataset.ksLive === "0") return;
+    this.el.dataset.ksLive = "0";
+    if (this.socket !== null) this.socket.closed(4510, "kernel " + status);
+    this.banner(status === "dead" ? "The kernel died: restart it and re-run the cell."
+      : "The kernel restarted: re-run the cell.");
   }
 
   banner(text) {
@@ -247,6 +259,7 @@ class View {
     this.gone = true;
     this.model.off("msg:custom", this.onMsg);
     this.model.off("comm_live_update", this.onLive);
+    if (this.kernelSignal !== null) this.kernelSignal.disconnect(this.onStatus);
     if (REALM.widgetSockets) REALM.widgetSockets.delete(this.url);
     try { this.model.send({ ks: "close", view: this.id }); } catch (e) { /* the comm is already gone */ }
   }
