@@ -15,8 +15,6 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from bokeh.events import DocumentReady
-
 from .client import ProtocolClient
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
@@ -130,8 +128,7 @@ class WidgetFrontend:
         await asyncio.wait_for(socket.ready.wait(), self.timeout)
         tab = ProtocolClient("widget://" + view_id, timeout=self.timeout, send_ready=send_ready)
         tab.token = socket.token
-        await connect_over(tab, socket)
-        return tab
+        return await tab.start(socket)
 
 
 def model_id(outputs: list[dict[str, Any]]) -> str:
@@ -198,17 +195,3 @@ class CommSocket:
             self._frames.put_nowait(None)
         self.frontend.views.pop(self.view_id, None)
 
-
-async def connect_over(tab: ProtocolClient, socket: CommSocket) -> None:
-    """``ProtocolClient.connect`` with ``socket`` in place of its WebSocket."""
-    loop = asyncio.get_running_loop()
-    tab.ws = socket  # type: ignore[assignment]  # duck-typed: read_message, write_message, close, close_code
-    tab._ack = loop.create_future()
-    tab._reader = loop.create_task(tab._read())
-    await asyncio.wait_for(asyncio.shield(tab._ack), tab.timeout)
-    await tab.pull()
-    tab.document.on_change(tab._local_change)
-    if tab.send_ready:
-        tab._outbox = []
-        tab.document.callbacks.send_event(DocumentReady())
-        await tab._send_local()
