@@ -4,7 +4,9 @@ One ``jupyter lab`` for the module (only the stock server extensions; anywidget'
 front-end is a prebuilt lab extension). A cell's output is live over the
 widget comm alone: drag the slider, the pane updates from the kernel; a second
 cell showing the same slider follows; clearing the outputs destroys their
-Documents in the kernel; every request goes to 127.0.0.1.
+Documents in the kernel; a kernel restart shows "re-run the cell"; a notebook
+closed and reopened while its kernel runs is live again; every request goes to
+127.0.0.1.
 """
 from __future__ import annotations
 
@@ -72,6 +74,20 @@ def test_cells_are_live_over_the_widget_comm_without_the_extension(lab: Lab, bro
     banner = page.locator(".ks-widget .ks-cell-banner").first
     banner.wait_for(timeout=20000)
     assert "re-run the cell" in banner.inner_text()
+    # Closing the notebook's tab (the kernel keeps running) keeps the outputs' Documents, as JupyterLab keeps the
+    # widgets: reopened, the outputs are live again. (Shutting the kernel down ends them.)
+    lab_command(page, "notebook:run-all-cells")
+    page.wait_for_function("document.querySelectorAll(\".ks-widget[data-ks-live='1']\").length == 2", timeout=60000)
+    assert lab.kernel_value(COUNT_LIVE) == [2, 4, 2]
+    lab_command(page, "docmanager:save")
+    page.wait_for_function("!window.jupyterapp.shell.currentWidget.context.model.dirty", timeout=20000)
+    lab_command(page, "application:close")
+    wait_until(lambda: page.locator(".ks-widget").count() == 0, 20, "the notebook closed")
+    assert lab.kernel_value(COUNT_LIVE) == [2, 4, 2]
+    page.evaluate("window.jupyterapp.commands.execute('docmanager:open', {path: 'widget.ipynb'})")
+    page.wait_for_function("document.querySelectorAll(\".ks-widget[data-ks-live='1']\").length == 2", timeout=60000)
+    drag_to_end(page, page.locator(".ks-widget-roots").nth(0))
+    page.locator(".ks-widget-roots").nth(0).get_by_text("n is 10").wait_for(timeout=15000)
     assert foreign_requests(page, lab.url.rstrip("/")) == []
     assert not [e for e in page.errors if "kernelstate" in e or "okeh" in e], page.errors
 

@@ -16,6 +16,7 @@ import pytest
 from bokeh.models import Slider
 from bokeh.util.paths import bokehjs_path
 
+from kernelstate.testing.client import ProtocolClient
 from kernelstate.testing.widgets import WIDGET_VIEW, WidgetFrontend, model_id
 
 pytest.importorskip("anywidget", reason="the widget transport needs anywidget (pip install kernelstate[widgets])")
@@ -119,6 +120,28 @@ def test_widget_view_is_live_and_two_views_stay_in_sync(kernel: Kernel) -> None:
         await tab2.set(slider_of(tab2), "value", 8)
         await tab2.close()
         await _until(lambda: fe.models[second].closed)
+        assert await kernel.value(COUNT_LIVE) == [0, 0, 0]
+
+    kernel.run(scenario())
+
+
+def test_a_cell_and_a_served_session_stay_in_sync(kernel: Kernel) -> None:
+    """The same slider in a widget view and in a session served from the kernel (%serve): changes go both ways."""
+
+    async def scenario() -> None:
+        fe = kernel.frontend
+        outputs = await fe.run(CELL)
+        await fe.run("from kernelstate.jupyter import kernel_server\n_served = kernel_server.start(slider, label='slider')")
+        url = await kernel.value("_served.server.app_urls()[0][1]")
+        tab = await fe.view(model_id(outputs))
+        async with ProtocolClient(url, timeout=60) as served:
+            await tab.set(slider_of(tab), "value", 21)
+            await served.wait_for(lambda: slider_of(served).value == 21)
+            await served.set(slider_of(served), "value", 34)
+            await tab.wait_for(lambda: slider_of(tab).value == 34 and "n is 34" in tab.text())
+        await tab.close()
+        await fe.run("kernel_server.stop()")
+        await _until(lambda: fe.models[model_id(outputs)].closed)
         assert await kernel.value(COUNT_LIVE) == [0, 0, 0]
 
     kernel.run(scenario())
