@@ -98,6 +98,9 @@ class ViewComm:
 class DocumentWidget(anywidget.AnyWidget):
     """The widget view of one displayed output's Document."""
 
+    #: how many times this kernel sent BokehJS (once per JavaScript realm that asked)
+    bokehjs_sent = 0
+
     _esm = traitlets.Unicode(widget_js()).tag(sync=True)
     bokeh_version = traitlets.Unicode("").tag(sync=True)
     snapshot = traitlets.Unicode("").tag(sync=True)
@@ -146,6 +149,7 @@ class DocumentWidget(anywidget.AnyWidget):
 
     def _send_bokehjs(self) -> None:
         parts = bokehjs_parts()
+        DocumentWidget.bokehjs_sent += 1
         for i, part in enumerate(parts):
             self.send({"ks": "bokehjs", "part": i, "parts": len(parts)}, [part])
 

@@ -64,6 +64,7 @@ def test_cells_are_live_over_the_widget_comm_without_the_extension(lab: Lab, bro
     first.get_by_text("n is 10").wait_for(timeout=15000)
     second.get_by_text("n: 10").wait_for(timeout=15000)             # the second cell's view of the same slider
     assert lab.kernel_value(COUNT_LIVE) == [2, 4, 2]
+    assert lab.kernel_value(BOKEHJS_SENT) == 1            # once for the page, not once per output
     # Clearing the outputs removes the views: the kernel destroys their Documents and closes their widgets.
     lab_command(page, "notebook:clear-all-cell-outputs")
     wait_until(lambda: lab.kernel_value(COUNT_LIVE) == [0, 0, 0], 20, "the cleared outputs' sessions were destroyed")
@@ -90,6 +91,9 @@ def test_cells_are_live_over_the_widget_comm_without_the_extension(lab: Lab, bro
     page.locator(".ks-widget-roots").nth(0).get_by_text("n is 10").wait_for(timeout=15000)
     assert foreign_requests(page, lab.url.rstrip("/")) == []
     assert not [e for e in page.errors if "kernelstate" in e or "okeh" in e], page.errors
+
+
+BOKEHJS_SENT = "__import__('kernelstate.jupyter.widget', fromlist=['x']).DocumentWidget.bokehjs_sent"
 
 
 def _extension_off(lab: Lab) -> bool:
