@@ -1,4 +1,4 @@
-"""The widget transport in JupyterLab 4 in headless Chromium, with kernelstate's server extension DISABLED.
+"""The widget transport in JupyterLab 4 and Notebook 7 in headless Chromium, with kernelstate's server extension DISABLED.
 
 One ``jupyter lab`` for the module (only the stock server extensions; anywidget's
 front-end is a prebuilt lab extension). A cell's output is live over the
@@ -44,6 +44,8 @@ def lab(tmp_path_factory: Any) -> Iterator[Lab]:
     nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
     nb.cells = [nbformat.v4.new_code_cell(c) for c in CELLS]
     nbformat.write(nb, root / "widget.ipynb")
+    nb.cells = nb.cells[:1]
+    nbformat.write(nb, root / "nb7.ipynb")
     with jupyter_lab(root, tmp_path_factory.mktemp("lab-home"), extension=False) as server:
         yield server
 
@@ -91,6 +93,26 @@ def test_cells_are_live_over_the_widget_comm_without_the_extension(lab: Lab, bro
     page.locator(".ks-widget-roots").nth(0).get_by_text("n is 10").wait_for(timeout=15000)
     assert foreign_requests(page, lab.url.rstrip("/")) == []
     assert not [e for e in page.errors if "kernelstate" in e or "okeh" in e], page.errors
+
+
+def test_notebook7_cell_is_live_over_the_widget_comm(lab: Lab, browser: Any) -> None:
+    """The same in Notebook 7 (/notebooks/, the same server): drag, the pane updates from the kernel."""
+    for kernel in lab.api("api/kernels"):
+        lab.api(f"api/kernels/{kernel['id']}", method="DELETE")
+    for session in lab.api("api/sessions"):
+        lab.api(f"api/sessions/{session['id']}", method="DELETE")
+    page = open_page(browser)
+    page.goto(lab.url + f"notebooks/nb7.ipynb?token={lab.token}")
+    page.locator(".jp-Cell .cm-content").first.wait_for(timeout=60000)
+    wait_for_idle_kernel(lab)
+    page.locator(".jp-Cell .cm-content").first.click()
+    page.keyboard.press("Shift+Enter")
+    page.locator(".ks-widget[data-ks-live='1']").wait_for(timeout=60000)
+    live = page.locator(".ks-widget-roots").first
+    live.get_by_text("n is 3").wait_for(timeout=10000)
+    drag_to_end(page, live)
+    live.get_by_text("n is 10").wait_for(timeout=15000)
+    assert foreign_requests(page, lab.url.rstrip("/")) == []
 
 
 BOKEHJS_SENT = "__import__('kernelstate.jupyter.widget', fromlist=['x']).DocumentWidget.bokehjs_sent"
