@@ -16,10 +16,13 @@ One output has one Document (:class:`~kernelstate.jupyter.comm.HostedDocument`),
 whichever transport serves it; each widget view is one connection to it
 (a :class:`~kernelstate.jupyter.comm.CommConnection` over a :class:`ViewComm`).
 Lifecycle: when a view leaves the page (output cleared, cell re-run or
-deleted, notebook closed) its front-end says so; the Document is destroyed
-once its last connection is gone, and the widget is closed with it.
-Re-running the cell, the cap on live outputs, or destroying the Document any
-other way also closes the widget.
+deleted) its front-end says so; the Document is destroyed once its last
+connection is gone, and the widget is closed with it. Re-running the cell,
+the cap on live outputs, or destroying the Document any other way also
+closes the widget. Closing a notebook's tab while its kernel runs says
+nothing to the kernel (JupyterLab keeps the widget models, and a reopened
+notebook renders and connects them again); the cap on live outputs bounds
+what such outputs hold.
 """
 from __future__ import annotations
 

@@ -253,7 +253,7 @@ class View {
     this.el.insertBefore(b, this.el.firstChild);
   }
 
-  // The output was cleared, re-run or deleted, or the notebook closed: the kernel drops this view's session.
+  // The output was cleared, re-run or deleted: the kernel drops the output's Document once no view is left.
   remove() {
     if (this.gone) return;
     this.gone = true;
