@@ -138,6 +138,19 @@ def _dask_address(value: Any) -> str | None:
     if value is not None and (not isinstance(value, str) or not value.strip()):
         raise ConfigError(f"dask_scheduler must be an address such as tcp://127.0.0.1:8786, or None; got {value!r}")
     return value
+COMMS = ("auto", "relay", "anywidget")
+
+
+def _comms(value: Any) -> str:
+    if value not in COMMS:
+        raise ConfigError(f"comms must be one of {', '.join(map(repr, COMMS))}; got {value!r}")
+    if value == "anywidget":
+        from importlib.util import find_spec
+
+        if find_spec("anywidget") is None:
+            raise ConfigError("comms='anywidget' needs the anywidget package, which is not installed: "
+                              "pip install 'kernelstate[widgets]' (or use comms='relay')")
+    return str(value)
 
 
 OPTIONS: dict[str, Option] = {
@@ -153,6 +166,9 @@ OPTIONS: dict[str, Option] = {
     "raw_css": Option((), _css, "extra CSS added to every page"),
     "cache_max_items": Option(1000, _positive_int("cache_max_items"), "bound of ks.state.cache entries made by as_cached",
                               process_only=True),
+    "comms": Option("auto", _comms, "how notebook cell outputs go live: 'auto' (the frontend picks the widget "
+                    "comm or the relay), 'relay' (server extension only) or 'anywidget' (widget comm only)",
+                    process_only=True),
     "exception_handler": Option(None, _handler, "called as handler(exception) after a callback's failure is logged, in the failing session"),
     # kernelstate.cluster: work across processes
     "session_store": Option(None, _store_url, "redis://host:port/db shared by every process, or sqlite:///PATH by this machine's "

@@ -25,6 +25,7 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 from nbconvert import HTMLExporter
+from traitlets.config import Config
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
@@ -63,7 +64,12 @@ def missing_static_fallbacks(nb: nbformat.NotebookNode) -> list[str]:
 
 def to_html(nb: nbformat.NotebookNode, local_stems: set[str]) -> str:
     """The lab-template HTML of ``nb``, with links to sibling notebooks pointing at their pages."""
-    body, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
+    # nbconvert ranks a widget view first; a kernelstate output's widget needs a kernel, its text/html
+    # holds the static snapshot, so HTML goes first (the other kinds keep nbconvert's order).
+    defaults = HTMLExporter().default_config["NbConvertBase"]["display_data_priority"]
+    priority = ["text/html", *(t for t in defaults if t != "text/html")]
+    config = Config({"NbConvertBase": {"display_data_priority": priority}})
+    body, _ = HTMLExporter(template_name="lab", config=config).from_notebook_node(nb)
 
     def relink(match: re.Match[str]) -> str:
         stem = match.group(2)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import importlib.util
 import os
 import re
 import secrets
@@ -251,5 +252,10 @@ async def cell_display(srv: ServerProcess, sizes: Sizes) -> dict[str, Any]:
 
 
 async def run(srv: ServerProcess, sizes: Sizes) -> dict[str, Any]:
-    """Both Jupyter measurements against one Jupyter server."""
-    return {"app_in_kernel": await app_in_kernel(srv, sizes), "cell_display": await cell_display(srv, sizes)}
+    """The Jupyter measurements against one Jupyter server (the widget transport's when anywidget is installed)."""
+    out = {"app_in_kernel": await app_in_kernel(srv, sizes), "cell_display": await cell_display(srv, sizes)}
+    if importlib.util.find_spec("anywidget") is not None:
+        from .jupyter_widget import cell_widget
+
+        out["cell_widget"] = await cell_widget(srv, sizes)
+    return out

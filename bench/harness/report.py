@@ -287,6 +287,12 @@ _JUPYTER_ROWS = [
     ("cell: slider round trip over the relay p50 / p95 ms", "cell_display.slider_rtt_ms.p50",
      "cell_display.slider_rtt_ms.p95"),
     ("cell: errors", "cell_display.errors", None),
+    ("widget cell: execute → live Document (widget comm ACK + PULL-DOC) p50 / max ms", "cell_widget.live_ms.p50",
+     "cell_widget.live_ms.max"),
+    ("widget cell: slider round trip over the widget comm p50 / p95 ms", "cell_widget.slider_rtt_ms.p50",
+     "cell_widget.slider_rtt_ms.p95"),
+    ("widget cell: BokehJS to the page, once ms", "cell_widget.bokehjs_once_ms", None),
+    ("widget cell: errors", "cell_widget.errors", None),
 ]
 
 
@@ -306,7 +312,7 @@ def _jupyter_section(results: dict[str, Any]) -> list[str]:
         for run in runs:
             result = run["result"]
             errors = (result.get("error") or lookup(result, "app_in_kernel.error_samples")
-                      or lookup(result, "cell_display.error_samples"))
+                      or lookup(result, "cell_display.error_samples") or lookup(result, "cell_widget.error_samples"))
             if errors:
                 out.append(f"\nErrors: `{str(errors)[:300]}`")
             note = lookup(result, "cell_display.skipped")

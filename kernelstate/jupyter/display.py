@@ -18,6 +18,15 @@ JupyterLab and Notebook 7 pick ``text/html`` (the highest-ranked safe
 renderer) for trusted and untrusted outputs alike; only trusted ones run the
 script. An ``application/javascript`` output would not be picked while
 ``text/html`` is present, and would not render at all untrusted.
+
+``ks.extension(comms=...)`` chooses the transports offered
+(:mod:`kernelstate.jupyter.widget`): with ``"auto"`` (the default, when
+anywidget is installed) the bundle also holds
+``application/vnd.jupyter.widget-view+json``, which a frontend with a widget
+manager renders in preference to ``text/html``; so the frontend's own choice
+decides which view goes live, and the output's one Document is served to
+whichever connects. ``"anywidget"`` drops the relay script (the HTML is the
+static snapshot only); ``"relay"`` offers no widget.
 """
 from __future__ import annotations
 
@@ -32,6 +41,7 @@ import bokeh
 from bokeh.document import Document
 from bokeh.model import Model
 
+from .._config import config as ks_config
 from ..standalone import STATIC_MIME, Snapshot
 from .comm import kernel_documents, kernel_id
 from .wire import MIME_TYPE
@@ -60,13 +70,39 @@ def mimebundle(component: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         "roots": [model.id for model in document.roots],
         "docs_json": document.to_json(deferred=False),
     }
-    data = {
-        "text/html": render_html(config, static_html(document)),
+    snapshot = static_html(document)
+    comms = transports()
+    data: dict[str, Any] = {
+        "text/html": render_html(config, snapshot) if "relay" in comms else static_output(snapshot),
         "text/plain": repr(component),
         MIME_TYPE: {k: config[k] for k in ("doc_id", "kernel_id", "token", "bokeh_version")},
         STATIC_MIME: Snapshot(config["docs_json"], config["roots"]).to_json(),
     }
+    if "anywidget" in comms:
+        from .widget import DocumentWidget
+
+        data.update(DocumentWidget(hosted, snapshot).mimebundle())
     return data, {}
+
+
+def transports() -> tuple[str, ...]:
+    """The live transports a new output offers, from ``ks.config.comms``."""
+    mode = ks_config.comms
+    if mode == "auto":
+        return ("relay", "anywidget") if _have_anywidget() else ("relay",)
+    return (str(mode),)
+
+
+@lru_cache(maxsize=1)
+def _have_anywidget() -> bool:
+    from importlib.util import find_spec
+
+    return find_spec("anywidget") is not None
+
+
+def static_output(snapshot: str) -> str:
+    """The output's HTML without the relay's runtime: the static snapshot, for views that are not live."""
+    return f'<div class="ks-cell ks-cell-snapshot"><div class="ks-cell-static">{snapshot}</div></div>'
 
 
 def render_html(config: dict[str, Any], snapshot: str) -> str:

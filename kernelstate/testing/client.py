@@ -133,10 +133,19 @@ class ProtocolClient:
             headers["Origin"] = self.origin
         request = HTTPRequest(self.ws_url or self._default_ws_url(), headers=headers, request_timeout=self.timeout,
                               network_interface=self.network_interface)
-        self.ws = await websocket_connect(request, subprotocols=["bokeh", token])
+        ws = await websocket_connect(request, subprotocols=["bokeh", token])
         # A Bokeh message is several frames: without TCP_NODELAY, Nagle's algorithm and the
         # peer's delayed ACK stall every multi-frame message by ~40 ms.
-        self.ws.stream.set_nodelay(True)
+        ws.stream.set_nodelay(True)
+        return await self.start(ws)
+
+    async def start(self, ws: Any) -> ProtocolClient:
+        """Speak the Bokeh protocol over the open connection ``ws``: wait for ACK, pull the document.
+
+        ``ws`` is a WebSocket, or anything with its ``read_message``, ``write_message``,
+        ``close``, ``close_code`` and ``close_reason`` (e.g. a widget view's comm).
+        """
+        self.ws = ws
         self._ack = asyncio.get_running_loop().create_future()
         self._reader = asyncio.get_running_loop().create_task(self._read())
         await asyncio.wait_for(asyncio.shield(self._ack), self.timeout)

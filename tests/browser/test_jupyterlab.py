@@ -30,6 +30,7 @@ pytest.importorskip("jupyterlab", reason="JupyterLab is not installed (pip insta
 pytest.importorskip("notebook", reason="Notebook 7 is not installed (pip install kernelstate[jupyter])")
 
 CELL = """import kernelstate as ks
+ks.extension(comms="relay")  # these tests are about the relay; with anywidget installed "auto" would pick the widget view
 slider = ks.widgets.IntSlider(name="n", start=0, end=10, value=3)
 shown = ks.pane.Markdown("n is 3")
 slider.param.watch(lambda event: setattr(shown, "object", f"n is {event.new}"), "value")
@@ -88,6 +89,8 @@ def jupyter(tmp_path_factory: Any) -> Iterator[Jupyter]:
     nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
     nb.cells = [nbformat.v4.new_code_cell(CELL)]
     nbformat.write(nb, root / "demo.ipynb")
+    nb.cells = [nbformat.v4.new_code_cell(CELL.replace('ks.extension(comms="relay")', "ks.extension(comms='auto')"))]
+    nbformat.write(nb, root / "auto.ipynb")
     (root / "counter.py").write_text(APP)
     nbformat.write(untrusted_notebook(), root / "saved.ipynb")
     token, port = secrets.token_hex(16), free_port()
@@ -244,3 +247,24 @@ def test_untrusted_notebook_shows_the_static_snapshot(page: Any, jupyter: Jupyte
     static.wait_for(timeout=60000)
     assert "saved: 6" in static.inner_text() and "saved snapshot" in static.inner_text()
     assert page.locator(".ks-cell[data-ks-mounted]").count() == 0   # the runtime did not run
+
+
+def test_auto_transport_goes_live_once_per_view(page: Any, jupyter: Jupyter) -> None:
+    """comms="auto" with the extension AND a widget manager: the widget view goes live, the relay never connects."""
+    pytest.importorskip("anywidget", reason="the widget transport needs anywidget")
+    for kernel in jupyter.api("api/kernels"):
+        jupyter.api(f"api/kernels/{kernel['id']}", method="DELETE")
+    for session in jupyter.api("api/sessions"):
+        jupyter.api(f"api/sessions/{session['id']}", method="DELETE")
+    page.goto(jupyter.url + f"lab/workspaces/auto/tree/auto.ipynb?token={jupyter.token}")
+    cell = page.locator(".jp-Cell .cm-content").first   # a workspace of its own: demo.ipynb is not restored
+    cell.wait_for(timeout=60000)
+    wait_for_idle_kernel(jupyter)
+    cell.click()
+    page.keyboard.press("Shift+Enter")
+    page.locator(".ks-widget[data-ks-live='1']").wait_for(timeout=60000)
+    page.locator(".ks-widget-roots").get_by_text("n is 3").wait_for(timeout=10000)
+    time.sleep(1)   # time enough for a second transport to connect, were there one
+    assert page.locator(".ks-widget").count() == 1 and page.locator(".ks-cell[data-ks-mounted]").count() == 0
+    assert jupyter.api("kernelstate/api/ping")["comms"] == 0     # no relayed connection
+    assert not kernelstate_errors(page), page.errors

@@ -36,7 +36,7 @@ from urllib.error import URLError
 from urllib.request import Request, urlopen
 
 import pytest
-from host_drivers import HOSTS, CellDriver, HostDriver, ServedDriver
+from host_drivers import HOSTS, CellDriver, HostDriver, ServedDriver, WidgetDriver
 
 from kernelstate.testing.jupyter import server_config
 from kernelstate.testing.plugin import ServeProcess, start_serve_process
@@ -178,4 +178,8 @@ def host(host_name: str, request: pytest.FixtureRequest, apps_root: Path) -> Hos
     server: JupyterProcess = request.getfixturevalue("jupyter")
     if host_name == "jupyter-app":
         return ServedDriver(host_name, server.base_url + "kernelstate/apps/", ".py", server.headers)
-    return CellDriver(server.base_url, request.getfixturevalue("cell_kernel"), server.headers, apps_root)
+    kernel_id = request.getfixturevalue("cell_kernel")
+    if host_name == "widget":
+        pytest.importorskip("anywidget", reason="the widget transport needs anywidget (pip install kernelstate[widgets])")
+        return WidgetDriver(server.log_path.parent / "runtime" / f"kernel-{kernel_id}.json", apps_root)
+    return CellDriver(server.base_url, kernel_id, server.headers, apps_root)

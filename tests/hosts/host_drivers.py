@@ -6,7 +6,9 @@ A *host* is where a kernelstate Document lives and how a browser reaches it:
 - ``jupyter-app``: the Jupyter server extension serving an app file; each session runs in a
   kernel of its own, relayed;
 - ``cell``: a component displayed in a notebook cell of a real kernel; each display is a new
-  document (session), reached over the extension's relay.
+  document (session), reached over the extension's relay;
+- ``widget``: the same cells in the same kernel, reached over the Jupyter widget comm
+  (:mod:`kernelstate.jupyter.widget`), as a frontend with a widget manager reaches them.
 
 A driver opens a tab (:class:`~kernelstate.testing.client.ProtocolClient`) on a new
 session of an app, reconnects to the same session, and ends a session the way its host
@@ -27,9 +29,10 @@ from tornado.websocket import WebSocketClientConnection, websocket_connect
 
 from kernelstate.jupyter.wire import MIME_TYPE
 from kernelstate.testing.client import ProtocolClient
+from kernelstate.testing.widgets import CommSocket, WidgetFrontend, model_id
 
 TIMEOUT_S = 60.0
-HOSTS = ["standalone", "jupyter-app", "cell"]
+HOSTS = ["standalone", "jupyter-app", "cell", "widget"]
 
 
 class HostDriver(Protocol):
@@ -192,3 +195,54 @@ class CellDriver:
         if self._channel is not None:
             self._channel.close()
             self._channel = None
+
+
+class WidgetDriver:
+    """Components displayed in notebook cells of one kernel, reached over the widget comm (no relay)."""
+
+    name = "widget"
+
+    def __init__(self, connection_file: Path, apps: Path) -> None:
+        self.connection_file = connection_file
+        self.apps = apps
+        self.tabs: list[ProtocolClient] = []
+        self._client: Any = None
+        self._frontend: WidgetFrontend | None = None
+
+    async def _fe(self) -> WidgetFrontend:
+        if self._frontend is None:   # opened on the test's loop, on first use
+            from jupyter_client.asynchronous import AsyncKernelClient
+
+            self._client = AsyncKernelClient(connection_file=str(self.connection_file))
+            self._client.load_connection_file()
+            self._client.start_channels()
+            self._frontend = WidgetFrontend(self._client, timeout=TIMEOUT_S).start()
+        return self._frontend
+
+    async def open(self, app: str, args: dict[str, str] | None = None, *, connect: bool = True,
+                   send_ready: bool = True) -> ProtocolClient:
+        if args:
+            raise ValueError(f"a notebook cell has no request, so no request args: {args!r}")
+        if not connect:
+            raise ValueError("a cell's document exists only once displayed; there is no page to fetch first")
+        fe = await self._fe()
+        outputs = await fe.run((self.apps / f"{app}.py").read_text(encoding="utf-8"))
+        tab = await fe.view(model_id(outputs), send_ready=send_ready)
+        self.tabs.append(tab)
+        return tab
+
+    async def reconnect(self, tab: ProtocolClient) -> ProtocolClient:
+        raise NotImplementedError("a widget view does not reconnect: its connection is the widget's comm")
+
+    async def end_session(self, tab: ProtocolClient) -> None:
+        # The view leaves the page (its output cleared): the kernel destroys the output's document.
+        assert isinstance(tab.ws, CommSocket)
+        await tab.close()
+
+    async def aclose(self) -> None:
+        for tab in self.tabs:
+            await tab.close()
+        if self._frontend is not None:
+            await self._frontend.stop()
+            self._client.stop_channels()
+            self._frontend = None

@@ -2,19 +2,22 @@
 
 Which behaviour applies to which host (a dash: does not apply, and why):
 
-=========================================  ==========  ===========  ======================================
-behaviour                                  standalone  jupyter-app  cell
-=========================================  ==========  ===========  ======================================
-sessions are isolated                      yes         yes          yes
-request args reach the app                 yes         yes          - no request: a cell's document is
-                                                                      made by running code in the kernel
-periodic callbacks die with the session    yes         yes          yes
-onload runs once the page has rendered     yes         yes          yes
-destroyed hooks run once, session current  yes         yes          yes
-a reconnect finds the same session         yes         yes          yes
-reuse: a cached page, app code on connect  yes         yes          - no page: a cell's output is not
-                                                                      requested, so nothing is cached
-=========================================  ==========  ===========  ======================================
+=========================================  ==========  ===========  ======  ======
+behaviour                                  standalone  jupyter-app  cell    widget
+=========================================  ==========  ===========  ======  ======
+sessions are isolated                      yes         yes          yes     yes
+request args reach the app                 yes         yes          - (1)   - (1)
+periodic callbacks die with the session    yes         yes          yes     yes
+onload runs once the page has rendered     yes         yes          yes     yes
+destroyed hooks run once, session current  yes         yes          yes     yes
+a reconnect finds the same session         yes         yes          yes     - (3)
+reuse: a cached page, app code on connect  yes         yes          - (2)   - (2)
+=========================================  ==========  ===========  ======  ======
+
+(1) no request: a cell's document is made by running code in the kernel;
+(2) no page: a cell's output is not requested, so nothing is cached;
+(3) a widget view's connection is the widget's comm: it does not drop and come back,
+    and a view that leaves the page ends its output's document.
 
 ``NOT_APPLICABLE`` below is that table's dashes; the parametrization skips exactly
 those, with the reason. The per-session parts of the app (``apps/spec.py``) run in
@@ -42,6 +45,11 @@ NOT_APPLICABLE = {
     ("request args", "cell"): "a cell's document is made by running code in the kernel, not by a request: "
                               "it has no request args",
     ("reuse", "cell"): "a cell's output is not a requested page: there is nothing to cache and serve again",
+    ("request args", "widget"): "a cell's document is made by running code in the kernel, not by a request: "
+                                "it has no request args",
+    ("reuse", "widget"): "a cell's output is not a requested page: there is nothing to cache and serve again",
+    ("reconnect", "widget"): "a widget view's connection is the widget's comm, which does not drop and come back; "
+                             "a view that leaves the page ends its output's document",
 }
 #: Long enough for a few of the app's 100 ms ticks; a check that something stopped, not a timing bound.
 QUIET_S = 0.6
