@@ -101,6 +101,10 @@ class SessionSocket(BokehSocket):
         self._sessions = manager
         manager.connected(entry)
         entry.host.attach(self)
+        self.attached(entry)
+
+    def attached(self, entry: SessionEntry) -> None:
+        """Called once this connection is attached to ``entry`` (the login gate binds the session to its login)."""
 
     async def on_message(self, message: str | bytes) -> None:
         if self.entry is not None:
