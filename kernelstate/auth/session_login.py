@@ -133,6 +133,10 @@ class SessionLogin:
             self._signed_out()
             return
         self._take(login)
+        if due is not None and login.access_expires_at is not None and login.access_expires_at <= due:
+            log.warning("session %s: the provider's refresh did not extend the access token's expiry; it is "
+                        "not refreshed again before the next reconnect", self._session_id())
+            return
         self._schedule(login.access_expires_at)
 
     def _take(self, login: Login) -> None:
