@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 REFRESH_LEEWAY_S = 30.0    # refresh this long before the access token expires (as Login.access_expired)
 MIN_REFRESH_DELAY_S = 1.0  # never sooner than this after the last refresh (a token that lives < 2 s)
+RETRY_S = 10.0             # after the login store could not be reached
 SIGNED_OUT_REASON = "signed out: sign in again"
 RefreshedCallback = Callable[[str | None], Any]
 
@@ -103,7 +104,7 @@ class SessionLogin:
         self.login_id = None
 
     # -- the refresh ---------------------------------------------------------------------
-    def _schedule(self, expires_at: float | None) -> None:
+    def _schedule(self, expires_at: float | None, delay_s: float | None = None) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -111,7 +112,9 @@ class SessionLogin:
         if expires_at is None or session is None or not session.scheduler.alive:
             return
         self._due = expires_at
-        self._timer = session.scheduler.call_later(1000 * refresh_delay(expires_at, time.time()), self._fire)
+        if delay_s is None:
+            delay_s = refresh_delay(expires_at, time.time())
+        self._timer = session.scheduler.call_later(1000 * delay_s, self._fire)
 
     def _fire(self) -> None:
         self._timer = None
@@ -123,6 +126,12 @@ class SessionLogin:
     async def _refresh(self, auth: Auth, login_id: str, due: float | None) -> None:
         try:
             login = await auth.fresh_login(login_id, expiring_by=due)
+        except ConnectionError as exc:   # the login store is unreachable (StoreUnavailableError): try again
+            log.warning("session %s: its login could not be read to refresh its access token (%s); trying "
+                        "again in %.0f s", self._session_id(), exc, RETRY_S)
+            if login_id == self.login_id:
+                self._schedule(due, RETRY_S)
+            return
         except Exception:
             log.exception("refreshing the access token of a session's login failed (session=%s); the next "
                           "reconnect tries again", self._session_id())
@@ -171,7 +180,11 @@ def bind_connection(auth: Auth, login_id: str, host: object, connection: Closabl
 
     If the login was revoked while the WebSocket was opening, it is closed with ``SIGNED_OUT`` at once.
     """
-    login = auth.logins.get(login_id)
+    try:
+        login = auth.logins.get(login_id)
+    except ConnectionError as exc:   # the login store is unreachable: the gate has just verified the login
+        log.warning("a WebSocket's session is not kept fresh: its login could not be read (%s)", exc)
+        return
     if login is None or login.expired():
         connection.close(CloseCode.SIGNED_OUT, SIGNED_OUT_REASON)
         return

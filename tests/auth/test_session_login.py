@@ -15,7 +15,7 @@ from kernelstate.auth.access import Auth
 from kernelstate.auth.identity import User
 from kernelstate.auth.live import LiveLogins
 from kernelstate.auth.logins import Login, LoginStore
-from kernelstate.auth.session_login import SessionLogin, refresh_delay
+from kernelstate.auth.session_login import RETRY_S, SessionLogin, refresh_delay
 from kernelstate.context import activate
 from kernelstate.endpoint import CloseCode
 from kernelstate.request import RequestInfo
@@ -63,9 +63,20 @@ class Connection:
         self.closed.append((code, reason))
 
 
+class Records(LoginStore):
+    """Login records whose store can be down (a shared store's StoreUnavailableError is a ConnectionError)."""
+
+    down = False
+
+    def get(self, login_id: str) -> Login | None:
+        if self.down:
+            raise ConnectionError("the login store is down")
+        return super().get(login_id)
+
+
 def run(scenario: Callable[[Auth, NumberedTokens, FakeClock], Awaitable[None]]) -> None:
     provider = NumberedTokens()
-    logins = LiveLogins(LoginStore())
+    logins = LiveLogins(Records())
     asyncio.run(scenario(Auth(provider, logins, prefix="", cookie_expiry_s=3600), provider, FakeClock()))
 
 
@@ -181,6 +192,26 @@ def test_a_refresh_that_does_not_extend_the_token_is_not_repeated() -> None:
         await until(lambda: provider.refreshes == 1)
         await asyncio.sleep(0.05)
         assert clock.pending == 0
+        session.destroy()
+
+    run(scenario)
+
+
+def test_an_unreachable_login_store_is_tried_again() -> None:
+    async def scenario(auth: Auth, provider: NumberedTokens, clock: FakeClock) -> None:
+        login = sign_in(auth)
+        session = new_session(login, clock)
+        records = auth.logins.records    # type: ignore[attr-defined]
+        SessionLogin.of(session).bind(auth, login, Connection())
+        records.down = True
+        clock.advance(1000 * LIFETIME_S)
+        await until(lambda: clock.pending == 1)      # the retry
+        assert provider.refreshes == 0
+        records.down = False
+        clock.advance(1000 * RETRY_S)
+        await until(lambda: provider.refreshes == 1)
+        with activate(session):
+            assert ks.state.access_token == "token-1"
         session.destroy()
 
     run(scenario)
