@@ -62,13 +62,13 @@ class Auth:
         login_id = login_id_of(handler, self.cookie_expiry_s)
         if login_id is None:
             return None
-        known = self.logins.get(login_id)
-        if known is None or known.expired():
+        login = self.logins.get(login_id)
+        if login is None or login.expired():
             return None
-        login = await self.fresh_login(login_id)
-        if login is None:   # its refresh was refused: the login ended
+        fresh = await self._fresh(login, None)
+        if fresh is None:   # its refresh was refused: the login ended
             clear_login_cookie(handler)
-        return login
+        return fresh
 
     async def fresh_login(self, login_id: str, *, expiring_by: float | None = None) -> Login | None:
         """The live login ``login_id``, its access token refreshed through the provider if it expires by
@@ -81,9 +81,12 @@ class Auth:
         login = self.logins.get(login_id)
         if login is None or login.expired():
             return None
+        return await self._fresh(login, expiring_by)
+
+    async def _fresh(self, login: Login, expiring_by: float | None) -> Login | None:
         if not _access_due(login, expiring_by):
             return login
-        return await self._refreshing.run(login_id, lambda: self._refresh(login_id, expiring_by))
+        return await self._refreshing.run(login.id, lambda: self._refresh(login.id, expiring_by))
 
     async def _refresh(self, login_id: str, expiring_by: float | None) -> Login | None:
         login = self.logins.get(login_id)   # as it is now: a refresh that just ended may have renewed it
