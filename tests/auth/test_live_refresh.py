@@ -5,7 +5,9 @@ short-lived tokens, a real ``kernelstate serve``, and a session (ProtocolClient)
   WebSocket stays open (a timer refreshes the login before the token expires);
 - once the provider refuses the refresh token (the user's tokens revoked at the provider), the
   session's WebSocket closes with ``CloseCode.SIGNED_OUT`` (4411);
-- a logout closes a session's WebSocket opened by a reconnect.
+- a logout closes a session's WebSocket opened by a reconnect;
+- the same in Chromium: the page shows a new token without reloading, then the banner that says to
+  sign in again.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import asyncio
 import re
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -26,6 +29,8 @@ pytestmark = [pytest.mark.timeout(120)]
 ALICE = {"sub": "alice", "preferred_username": "alice"}
 BOB = {"sub": "bob", "preferred_username": "bob"}
 CAROL = {"sub": "carol", "preferred_username": "carol"}
+DAVE = {"sub": "dave", "preferred_username": "dave"}
+CHROMIUM = "/usr/bin/chromium"
 # Access tokens live 4 s: an open session refreshes its login at half that (see session_login.refresh_delay).
 TOKEN_MAX_AGE_S = 4
 WAIT_S = 20.0   # generous: a refresh is due within about 2 s
@@ -33,7 +38,7 @@ WAIT_S = 20.0   # generous: a refresh is due within about 2 s
 
 @pytest.fixture(scope="module")
 def provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Provider]:
-    with oidc_provider(tmp_path_factory.mktemp("op") / "op.log", ALICE, BOB, CAROL,
+    with oidc_provider(tmp_path_factory.mktemp("op") / "op.log", ALICE, BOB, CAROL, DAVE,
                        token_max_age=TOKEN_MAX_AGE_S) as op:
         yield op
 
@@ -128,3 +133,38 @@ def test_logout_closes_the_websocket_of_a_reconnect(server: ServeProcess) -> Non
 
     code, reason = run_async(flow())
     assert code == CloseCode.SIGNED_OUT, (code, reason)
+
+
+@pytest.mark.browser
+def test_in_chromium_the_page_gets_new_tokens_then_says_to_sign_in_again(server: ServeProcess,
+                                                                          provider: Provider) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    with sync_api.sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"], headless=True)
+        try:
+            context = chromium.new_context()
+            # 127.0.0.1 only (the provider's login page asks a CDN for its stylesheet)
+            context.route("**/*", lambda route: route.continue_() if route.request.url.startswith("http://127.0.0.1:")
+                          else route.abort())
+            page = context.new_page()
+            page.goto(server.url + "live_token")
+            page.wait_for_url(provider.url + "/oauth2/authorize?**")
+            page.get_by_role("button", name="Authorize as dave").click()
+            page.wait_for_selector("text=signed in as dave", timeout=20000)
+            page.evaluate("window.ksSamePage = true")   # gone if the page reloads
+            first = token_in(page)
+            deadline = time.monotonic() + WAIT_S
+            while token_in(page) == first and time.monotonic() < deadline:
+                page.wait_for_timeout(200)
+            assert token_in(page) != first and page.evaluate("window.ksSamePage === true")
+            httpx.post(provider.url + "/users/dave/revoke-tokens", timeout=10).raise_for_status()
+            banner = page.wait_for_selector("#ks-banner", timeout=WAIT_S * 1000)
+            assert banner is not None and "sign in again" in banner.inner_text()
+            context.close()
+        finally:
+            chromium.close()
+
+
+def token_in(page: Any) -> str:
+    """The token the page shows (Bokeh renders into shadow roots, which Playwright's locators pierce)."""
+    return str(page.locator("text=/^token /").first.inner_text()).removeprefix("token ").strip()
