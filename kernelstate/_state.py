@@ -78,8 +78,22 @@ class State:
 
     @property
     def access_token(self) -> str | None:
-        """The OAuth access token of the signed-in user (None for password and Jupyter logins)."""
+        """The OAuth access token of the signed-in user (None for password and Jupyter logins).
+
+        Kept fresh while the session lives: see :meth:`on_access_token_refreshed`.
+        """
         return current_session().request.access_token
+
+    def on_access_token_refreshed(self, callback: Callable[[str | None], Any]) -> None:
+        """Run ``callback(access_token)`` in this session whenever its login's access token is refreshed.
+
+        While a session lives, the server refreshes its OAuth access token shortly before it
+        expires (and on a reconnect); ``access_token`` and ``user_info`` then return the new
+        values. Never called for password logins, in the Jupyter extension or in a kernel.
+        """
+        from .auth.session_login import SessionLogin
+
+        SessionLogin.of(current_session()).on_refreshed(callback)
 
     @property
     def request(self) -> RecordedRequest:

@@ -18,7 +18,7 @@ all lead here; nothing else in a session holds the request.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
@@ -167,6 +167,16 @@ class RecordedRequest:
     def remote_ip(self) -> str | None:
         self.__reads.add(("remote_ip", None))
         return self.__info.remote_ip
+
+    def login_refreshed(self, user_info: Mapping[str, Any], access_token: str | None) -> bool:
+        """Framework use: the session's login has new claims and access token; later reads return them.
+
+        Called on the session's loop when the login is refreshed while the session lives
+        (:mod:`kernelstate.auth.session_login`). Not a read; returns whether the access token changed.
+        """
+        changed = access_token != self.__info.access_token
+        self.__info = replace(self.__info, user_info=dict(user_info), access_token=access_token)
+        return changed
 
     def snapshot(self) -> RequestInfo:
         """The whole record (counts as depending on all of it)."""

@@ -42,6 +42,7 @@ from .scheduling import Scheduler, callback_name
 if TYPE_CHECKING:
     from bokeh.model import Model
 
+    from .auth.session_login import SessionLogin
     from .location import Location
 
 __all__ = ["RequestInfo", "Session", "KernelSession", "SessionRecord", "SessionRegistry", "registry", "hooks"]
@@ -184,6 +185,7 @@ class Session:
         self.servables: list[tuple[Any, str]] = []
         self._template: Any = None
         self._location: Location | None = None
+        self.login: SessionLogin | None = None   # the login it lives under, kept fresh (auth/session_login.py)
         self._loop = loop
         self._busy = 0
         self._busy_lock = threading.Lock()

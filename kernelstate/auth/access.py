@@ -4,6 +4,8 @@ Handlers ask :meth:`Auth.user_of` (the login cookie, checked against the
 server's login records, refreshed through the provider when its access token
 has expired) and :meth:`Auth.authorized` (the ``--authorize`` function or
 ``ks.config.authorize_callback``, called as ``fn(user_info, path) -> bool``).
+:meth:`Auth.fresh_login` does the refresh, once per login, also for open
+sessions (:mod:`.session_login`).
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from tornado.web import RequestHandler
 
 from .._config import config
 from ..errors import ConfigError
+from ..loops import SingleFlight
 from .identity import User
 from .live import Closable, LiveLogins
 from .logins import Login, LoginRecords, clear_login_cookie, cookie_secret, login_id_of
@@ -39,6 +42,7 @@ class Auth:
         self.prefix = prefix
         self.cookie_expiry_s = cookie_expiry_s
         self.authorize_callback = authorize
+        self._refreshing: SingleFlight[str, Login | None] = SingleFlight()
 
     def routes(self) -> list[Route]:
         """The provider's login/logout/callback routes."""
@@ -61,17 +65,43 @@ class Auth:
         login = self.logins.get(login_id)
         if login is None or login.expired():
             return None
-        if login.access_expired():
-            refreshed = await self.provider.refresh(login)
-            if refreshed is None:
-                log.info("login of %s ended: its access token expired and could not be refreshed", login.user.name)
-                self.logins.revoke(login.id)
-                clear_login_cookie(handler)
-                return None
-            if refreshed is not login:
-                self.logins.replace(refreshed)
-            login = refreshed
-        return login
+        fresh = await self._fresh(login, None)
+        if fresh is None:   # its refresh was refused: the login ended
+            clear_login_cookie(handler)
+        return fresh
+
+    async def fresh_login(self, login_id: str, *, expiring_by: float | None = None) -> Login | None:
+        """The live login ``login_id``, its access token refreshed through the provider if it expires by
+        ``expiring_by`` (UNIX time; default: within the login's leeway, :meth:`Login.access_expired`).
+
+        None when the login ended: revoked, expired, or its refresh refused (then it is revoked here,
+        which closes its WebSockets). One refresh per login at a time, however many pages, WebSockets
+        and sessions ask at once: a provider that rotates refresh tokens would refuse a second.
+        """
+        login = self.logins.get(login_id)
+        if login is None or login.expired():
+            return None
+        return await self._fresh(login, expiring_by)
+
+    async def _fresh(self, login: Login, expiring_by: float | None) -> Login | None:
+        if not _access_due(login, expiring_by):
+            return login
+        return await self._refreshing.run(login.id, lambda: self._refresh(login.id, expiring_by))
+
+    async def _refresh(self, login_id: str, expiring_by: float | None) -> Login | None:
+        login = self.logins.get(login_id)   # as it is now: a refresh that just ended may have renewed it
+        if login is None or login.expired():
+            return None
+        if not _access_due(login, expiring_by):
+            return login
+        refreshed = await self.provider.refresh(login)
+        if refreshed is None:
+            log.info("login of %s ended: its access token expired and could not be refreshed", login.user.name)
+            self.logins.revoke(login_id)
+            return None
+        if refreshed is not login:
+            self.logins.replace(refreshed)
+        return refreshed
 
     def track(self, login: Login, connection: Closable) -> None:
         """Close ``connection`` (a WebSocket) when ``login`` is revoked, if the records support it."""
@@ -86,6 +116,13 @@ class Auth:
     async def authorized(self, user: User, path: str) -> bool:
         """Whether ``user`` may see ``path``: the authorize callback's answer (True without one)."""
         return await authorize_allows(self.authorize_callback, user.claims(), path)
+
+
+def _access_due(login: Login, expiring_by: float | None) -> bool:
+    """Whether ``login``'s access token needs refreshing: it expires by ``expiring_by`` (default: soon)."""
+    if expiring_by is None:
+        return login.access_expired()
+    return login.access_expires_at is not None and login.access_expires_at <= expiring_by
 
 
 async def authorize_allows(callback: AuthorizeCallback | None, user_info: Mapping[str, Any], path: str) -> bool:

@@ -7,8 +7,10 @@
   ``next``); a WebSocket gets HTTP 401 before the upgrade (logged with the
   session id of its token); any other request 401;
 - signed in: ``current_user`` is set (a WebSocket is closed with
-  ``CloseCode.SIGNED_OUT`` when its login ends); where the route asks (pages,
-  WebSockets, the index, static dirs; not BokehJS's library files) the
+  ``CloseCode.SIGNED_OUT`` when its login ends; the session it attaches to
+  lives under its login, kept fresh by :mod:`kernelstate.auth.session_login`);
+  where the route asks (pages, WebSockets, the index, static dirs; not
+  BokehJS's library files) the
   authorize callback runs with the page's path (``/app`` for ``/app`` and
   for its WebSocket ``/app/ws``), and a refusal is a 403 page
   naming the user and how to sign out (a bare 403 for a WebSocket);
@@ -29,7 +31,9 @@ from tornado.websocket import WebSocketHandler
 from ..auth.access import Auth, page_path
 from ..auth.identity import User
 from ..auth.pages import UNAVAILABLE_REASON, forbidden_page, unavailable_page
+from ..auth.session_login import bind_connection
 from ..store.base import StoreUnavailableError
+from ..web.manager import SessionEntry
 from ..web.tokens import Signer
 
 log = logging.getLogger(__name__)
@@ -41,6 +45,7 @@ class AuthGate(web.RequestHandler):
     gate_auth: Auth
     gate_signer: Signer
     gate_authorize: bool = True
+    gate_login_id: str | None = None
 
     async def prepare(self) -> None:
         try:
@@ -54,6 +59,7 @@ class AuthGate(web.RequestHandler):
         user = self.current_user = login.user
         if isinstance(self, WebSocketHandler):
             self.gate_auth.track(login, self)   # closed when this login is revoked (logout)
+            self.gate_login_id = login.id
         path = page_path(self.request.path, self.gate_auth.prefix)
         if self.gate_authorize and not await self.gate_auth.authorized(user, path):
             self._forbidden(user)
@@ -61,6 +67,15 @@ class AuthGate(web.RequestHandler):
         result: Any = super().prepare()
         if result is not None:
             await result
+
+    def attached(self, entry: SessionEntry) -> None:
+        """A WebSocket attached to its session: the session lives under this login (kept fresh, see
+        :mod:`kernelstate.auth.session_login`)."""
+        if self.gate_login_id is not None and isinstance(self, WebSocketHandler):
+            bind_connection(self.gate_auth, self.gate_login_id, entry.host, self)
+        attached = getattr(super(), "attached", None)
+        if attached is not None:
+            attached(entry)
 
     def _unauthenticated(self) -> None:
         if isinstance(self, WebSocketHandler):

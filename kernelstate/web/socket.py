@@ -119,6 +119,10 @@ class SessionSocket(BokehSocket):
         self._sessions = manager
         manager.connected(entry)
         entry.host.attach(self)
+        self.attached(entry)
+
+    def attached(self, entry: SessionEntry) -> None:
+        """Called once this connection is attached to ``entry`` (the login gate binds the session to its login)."""
 
     async def recover_session(self, session_id: str) -> SessionEntry | None:
         """Rebuild a session this process does not have (a host with a session store overrides this)."""
