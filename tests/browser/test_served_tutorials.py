@@ -26,6 +26,8 @@ VISIBLE = {
     "04-jupyter": "°F",
     "05-components-and-reactivity": "Components and reactivity",
     "06-users-and-access": "Users and access",
+    "07-scaling-out": "Scaling out",
+    "08-work-across-processes": "Publish news",
     "converter": "Move the slider.",
     "dashboard": "Sales dashboard",
     "weather": "Weather in London",
