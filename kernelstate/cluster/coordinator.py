@@ -140,6 +140,10 @@ def configure(url: str | None, secret: str | None = None) -> Coordinator:
             new = RedisCoordinator(url, secret or os.environ.get(ENV_SECRET) or None)
         _current[0] = new
     old.close()
+    from .topics import subscriber_count
+
+    if subscriber_count():   # subscribed before this store was configured: they must hear the other processes now
+        new.listen()
     if new.shared:
         log.info("named tasks, publish/subscribe and as_cached(shared=True) are coordinated through %s", new.label)
     elif url != "local":

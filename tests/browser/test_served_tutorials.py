@@ -27,6 +27,7 @@ VISIBLE = {
     "05-components-and-reactivity": "Components and reactivity",
     "06-users-and-access": "Users and access",
     "07-scaling-out": "Threshold",
+    "08-work-across-processes": "Publish news",
     "converter": "Move the slider.",
     "dashboard": "Sales dashboard",
     "weather": "Weather in London",

@@ -31,6 +31,7 @@ EXPECTED = {
     "05-components-and-reactivity": ["Components and reactivity", "Filters", "31 days", "price"],
     "06-users-and-access": ["Users and access", "Signed in as: nobody"],
     "07-scaling-out": ["Scaling out", "Threshold", "restart the server"],
+    "08-work-across-processes": ["Work across processes", "no news yet", "Publish news"],
 }
 
 
@@ -87,3 +88,16 @@ def test_served_notebooks_are_interactive(notebook_server: Any) -> None:
     asyncio.run(main())
     log = notebook_server.log_text()
     assert " ERROR " not in log and "Traceback" not in log, log[-3000:]
+
+
+def test_served_08_message_reaches_every_tab(notebook_server: Any) -> None:
+    """Tutorial 8 served: a click in one tab publishes, and the headline changes in both tabs."""
+    url = notebook_server.url.rstrip("/") + "/08-work-across-processes"
+
+    async def main() -> None:
+        async with ProtocolClient(url) as one, ProtocolClient(url) as two:
+            await one.click(one.find(type=bm.Button, label="Publish news")[0])
+            for tab in (one, two):
+                await tab.wait_for(lambda tab=tab: "news: edition 1" in tab.text(), timeout=10)
+
+    asyncio.run(main())

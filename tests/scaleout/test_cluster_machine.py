@@ -445,3 +445,26 @@ def test_a_child_forked_after_the_threads_started_gets_its_own(tmp_path: Path) -
                           text=True, timeout=30)
     assert done.returncode == 0, done.stderr
     assert "child exit 0" in done.stdout and "'from the child'" in done.stdout, done.stdout + done.stderr
+
+
+def test_subscribers_from_before_the_store_hear_through_it(tmp_path: Path) -> None:
+    """A store configured after subscribe() (ks.config.session_store set in a kernel) delivers to earlier subscribers."""
+    import kernelstate as ks
+    from kernelstate.cluster import configure
+
+    async def main() -> list[object]:
+        got: list[object] = []
+        sub = ks.state.subscribe("earlier", got.append)
+        try:
+            configure(f"sqlite://{tmp_path}/late.sqlite")
+            ks.state.publish("earlier", {"n": 1})
+            for _ in range(200):
+                if got:
+                    break
+                await asyncio.sleep(0.02)
+        finally:
+            sub.cancel()
+            configure("local")
+        return got
+
+    assert asyncio.run(main()) == [{"n": 1}]
