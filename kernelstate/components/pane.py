@@ -16,6 +16,7 @@ from bokeh.models.widgets import Div
 from markdown_it import MarkdownIt
 
 from .base import Component
+from .model_defaults import new_model
 
 if TYPE_CHECKING:
     from ..session import Session
@@ -40,8 +41,8 @@ class _TextPane(Component):
         super().__init__(object=object, **params)
 
     def _create_model(self, doc: Document, session: Session) -> Model:
-        model: Model = Div(text=self._to_model("object", self.object), css_classes=[self._css_class],
-                           sizing_mode=cast(Any, self.sizing_mode))
+        model: Model = new_model(Div, text=self._to_model("object", self.object), css_classes=[self._css_class],
+                                 sizing_mode=self.sizing_mode)
         return model
 
     _css_class = "ks-pane"

@@ -22,6 +22,7 @@ from bokeh.document import Document
 from bokeh.model import Model
 
 from .base import Component
+from .model_defaults import new_model
 from .validation import refuse
 
 if TYPE_CHECKING:
@@ -51,7 +52,7 @@ class Widget(Component):
         return {}, {}
 
     def _create_model(self, doc: Document, session: Session) -> Model:
-        model = self._bokeh_model(**self._model_props(list(self._synced)))
+        model = new_model(self._bokeh_model, **self._model_props(list(self._synced)))
         # A hostile client can enable a disabled widget in its copy; put it back (events check the parameter).
         model.on_change("disabled", self._guard_disabled(weakref.ref(model), weakref.ref(session)))
         self._attach_events(model, weakref.ref(session))
