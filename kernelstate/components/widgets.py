@@ -21,7 +21,7 @@ import param
 from bokeh.document import Document
 from bokeh.model import Model
 
-from .base import Component
+from .base import ON_CHANGE_SIGNATURE, Component
 from .model_defaults import new_model
 from .validation import refuse
 
@@ -67,6 +67,7 @@ class Widget(Component):
             if new != self.disabled:
                 refuse(session_ref(), type(self).__name__, "disabled", new, "the browser may not change 'disabled'")
                 self._send_back(model_ref(), "disabled", "disabled")
+        on_change.__signature__ = ON_CHANGE_SIGNATURE  # type: ignore[attr-defined]  # see base.py
         return on_change
 
     def _event_allowed(self, session_ref: weakref.ReferenceType[Session], what: str, detail: Any = None) -> bool:
