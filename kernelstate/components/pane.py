@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import json
 import os
@@ -67,10 +68,24 @@ class Markdown(_TextPane):
         return {"text": self._to_model("object", self.object)}
 
     def _to_model(self, name: str, value: Any) -> Any:
-        rendered = _md.render("" if value is None else str(value))
-        if self.sanitize:
-            rendered = nh3.clean(rendered, attributes=_ALLOWED_ATTRIBUTES, filter_style_properties={"text-align"})
-        return rendered
+        text = "" if value is None else str(value)
+        if len(text) <= _CACHED_MARKDOWN_CHARS:  # the same text in every session of an app: rendered once
+            return _cached_markdown(text, self.sanitize)
+        return _render_markdown(text, self.sanitize)
+
+
+#: Markdown texts up to this size are kept rendered (at most 256 of them).
+_CACHED_MARKDOWN_CHARS = 8192
+
+
+def _render_markdown(text: str, sanitize: bool) -> str:
+    rendered: str = _md.render(text)
+    if sanitize:
+        rendered = nh3.clean(rendered, attributes=_ALLOWED_ATTRIBUTES, filter_style_properties={"text-align"})
+    return rendered
+
+
+_cached_markdown = functools.lru_cache(maxsize=256)(_render_markdown)
 
 
 class Str(_TextPane):
