@@ -29,6 +29,7 @@ from typing import Any
 
 from bokeh import __version__ as bokeh_version
 from bokeh.core.has_props import HasProps, is_DataModel
+from bokeh.core.property.descriptors import PropertyDescriptor
 from bokeh.core.property.wrappers import PropertyValueContainer
 from bokeh.core.serialization import AnyRep, ObjectRefRep, Serialized, Serializer
 from bokeh.core.types import ID
@@ -103,7 +104,10 @@ def _fast_keys(obj: Model) -> list[str] | None:
 
     Bokeh keeps a property if it was set, or if its default is unstable (then
     it was resolved when the model was built and is kept in
-    ``_unstable_default_values``), or if a theme gives it a value.
+    ``_unstable_default_values``), or if a theme gives it a value. Of the
+    unstable ones it then drops those still holding their default container
+    (a list, dict or set never assigned): for a plain descriptor that value is
+    the one in ``_unstable_default_values``, so it is not read either.
     """
     cls = type(obj)
     if settings.serialize_include_defaults():
@@ -112,23 +116,26 @@ def _fast_keys(obj: Model) -> list[str] | None:
     unstable = getattr(obj, "_unstable_default_values", None)
     if not isinstance(set_values, dict) or not isinstance(unstable, dict) or obj.themed_values():  # a document's default theme is {}
         return None
-    serialized, required, plain = _class_properties(cls)
+    serialized, required, plain, direct = _class_properties(cls)
     if not plain:
         return None
     if any(name not in set_values for name in required):
         return None  # Bokeh raises UnsetValueError here: let it
-    return [name for name in serialized if name in set_values or name in unstable]
+    return [name for name in serialized if name in set_values or (
+        name in unstable and not (name in direct and isinstance(unstable[name], PropertyValueContainer)))]
 
 
 @functools.lru_cache(maxsize=1024)
-def _class_properties(cls: type[HasProps]) -> tuple[tuple[str, ...], frozenset[str], bool]:
+def _class_properties(cls: type[HasProps]) -> tuple[tuple[str, ...], frozenset[str], bool, frozenset[str]]:
     """(serialized property names in Bokeh's order, those without a default, whether no class
-    between it and Model overrides ``to_serializable``) of a model class."""
+    between it and Model overrides ``to_serializable``, those whose value is read as stored
+    (plain descriptors: no dataspec, no alias)) of a model class."""
     names = tuple(name for name in cls.properties(_with_props=True) if cls.lookup(name).serialized)
     required = frozenset(name for name in names if _no_default(cls, name))
     mro = cls.__mro__
     plain = Model in mro and all("to_serializable" not in vars(k) for k in mro[:mro.index(Model)])
-    return names, required, plain
+    direct = frozenset(name for name in names if type(cls.lookup(name)) is PropertyDescriptor)
+    return names, required, plain, direct
 
 
 def _no_default(cls: type[HasProps], name: str) -> bool:

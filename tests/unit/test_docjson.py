@@ -81,8 +81,12 @@ def test_components_serialize_as_bokeh_does(roots: list[Any], themed: bool, chan
             session.document.add_root(model)
         if themed:
             session.document.theme = Theme(json={"attrs": {"Div": {"margin": 7}, "UIElement": {"visible": False}}})
-        if changed:  # values set after the first build, set back to defaults, and a deleted one
-            for model in list(session.document.models):
+        if changed:  # values set after the first build, set back to defaults, a deleted one, containers mutated in place
+            for i, model in enumerate(session.document.models):
+                if i % 2 and hasattr(model, "tags"):
+                    model.tags.append(i)
+                if i % 3 == 0 and hasattr(model, "styles"):
+                    model.styles["color"] = "red"
                 if hasattr(model, "css_classes"):
                     model.css_classes = ["x"]
                     model.css_classes = []
