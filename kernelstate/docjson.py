@@ -9,9 +9,10 @@ are thrown away (Bokeh's own TODO in ``bokeh/core/has_props.py``: "this should
 happen before get_value()").
 
 :func:`document_json` makes the same JSON, byte for byte, and reads only the
-values that end up in it: the set ones, the ones with unstable defaults (which
-Bokeh keeps, see its comment there) and themed ones. Everything else goes
-through Bokeh's own code: the encoding of values, the references, the buffers.
+values that end up in it: the set ones, and the unstable defaults no longer
+holding their default container (Bokeh keeps the others' keys, see its comment
+there, and drops them after reading). Everything else goes through Bokeh's own
+code: the encoding of values, the references, the buffers.
 
 Which properties are set is not in Bokeh's public API. It is read from the two
 dictionaries Bokeh's own ``query_properties_with_values`` reads to decide
