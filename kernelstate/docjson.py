@@ -40,7 +40,7 @@ from bokeh.model import Model
 from bokeh.protocol.messages.pull_doc_reply import PullDoc, pull_doc_reply
 from bokeh.settings import settings
 
-__all__ = ["document_json", "pull_doc_reply_message"]
+__all__ = ["document_json", "document_json_inline", "pull_doc_reply_message"]
 
 
 def pull_doc_reply_message(request_id: ID, doc: Document) -> pull_doc_reply:
@@ -54,6 +54,15 @@ def pull_doc_reply_message(request_id: ID, doc: Document) -> pull_doc_reply:
 def document_json(doc: Document) -> Serialized[DocJson]:
     """``doc.to_json()`` (deferred buffers), without reading the defaults it drops."""
     serializer = _DefaultsFirstSerializer(deferred=True)
+    return Serialized(_doc_json(doc, serializer), buffers=serializer.buffers)
+
+
+def document_json_inline(doc: Document) -> DocJson:
+    """``doc.to_json(deferred=False)`` (buffers inline as base64), without reading the defaults it drops."""
+    return _doc_json(doc, _DefaultsFirstSerializer(deferred=False))
+
+
+def _doc_json(doc: Document, serializer: Serializer) -> DocJson:
     data_models = _data_models()
     defs = serializer.encode(data_models)
     config = serializer.encode(doc.config)
@@ -66,7 +75,7 @@ def document_json(doc: Document) -> Serialized[DocJson]:
     if js_callbacks:
         doc_json["callbacks"] = callbacks
     doc.models.flush_synced()
-    return Serialized(doc_json, buffers=serializer.buffers)
+    return doc_json
 
 
 def _data_models() -> list[type[HasProps]]:

@@ -29,6 +29,7 @@ import bokeh
 from bokeh.document import Document
 from bokeh.model import Model
 
+from ..docjson import document_json_inline
 from .comm import kernel_documents, kernel_id
 from .wire import MIME_TYPE
 
@@ -54,7 +55,7 @@ def mimebundle(component: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         "token": hosted.token,
         "bokeh_version": bokeh.__version__,
         "roots": [model.id for model in document.roots],
-        "docs_json": document.to_json(deferred=False),
+        "docs_json": document_json_inline(document),
     }
     data = {
         "text/html": render_html(config, static_html(document)),

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 import kernelstate as ks
 from kernelstate.components.widget_table import WIDGETS
-from kernelstate.docjson import document_json, pull_doc_reply_message
+from kernelstate.docjson import document_json, document_json_inline, pull_doc_reply_message
 from kernelstate.loading import FileApp
 from kernelstate.session import Session
 
@@ -45,6 +45,7 @@ def assert_identical(doc: Document) -> None:
     ours = wire(document_json(doc))
     assert ours == wire(doc.to_json())
     assert ours == wire(doc.to_json()), "serializing must not change the Document"
+    assert serialize_json(document_json_inline(doc)) == serialize_json(doc.to_json(deferred=False))
 
 
 # -- every component, with hypothesis-drawn parameters -----------------------------------------------------
