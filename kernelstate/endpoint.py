@@ -36,6 +36,7 @@ from bokeh.protocol.message import Message
 from bokeh.protocol.receiver import Receiver
 
 from .context import activate
+from .docjson import pull_doc_reply_message
 from .failures import RateLimitedLog, callback_failed
 from .limits import MessageLimitError, MessageLimits, check_patch, count_values
 from .session import Session
@@ -219,7 +220,7 @@ class DocumentEndpoint:
             state = self._connections.get(conn)
             if state is not None:
                 state.pulled = True
-            self._send(conn, protocol.create("PULL-DOC-REPLY", msgid, self.document))
+            self._send(conn, pull_doc_reply_message(msgid, self.document))
         elif msgtype == "PATCH-DOC":
             self._apply_patch(conn, message)
         elif msgtype == "SERVER-INFO-REQ":

@@ -33,6 +33,7 @@ class Sizes:
     html_warmup: int = 5
     setup_n1: int = 40
     setup_n8: int = 100
+    pull_n: int = 200
     rt_warmup: int = 10
     rt_slider1: int = 200
     rt_button1: int = 150
@@ -50,7 +51,7 @@ class Sizes:
 
 FULL = Sizes()
 QUICK = Sizes(
-    html_n=20, html_warmup=2, setup_n1=8, setup_n8=16, rt_warmup=3, rt_slider1=20, rt_button1=20, rt_n8=16,
+    html_n=20, html_warmup=2, setup_n1=8, setup_n8=16, pull_n=20, rt_warmup=3, rt_slider1=20, rt_button1=20, rt_n8=16,
     mem_levels=(20,), mem_cycles=1, mem_cycle_n=20, periodic_sessions=10, periodic_window_s=1.5,
     periodic_destroy_wait_s=5.0, stream_sessions=4, stream_window_s=1.5, phase_limit_s=20.0,
 )
@@ -144,6 +145,13 @@ async def setup(srv: ServerProcess, sizes: Sizes) -> dict[str, Any]:
         "found_slider": probe.slider_id is not None,
         "found_button": probe.button_id is not None,
     }
+    # The PULL-DOC reply by itself: one tab pulls its document again and again (issue 20's row).
+    cpu0, pulls = srv.cpu_s(), []
+    for _ in range(sizes.pull_n):
+        t0 = perf_counter()
+        await probe.pull()
+        pulls.append(perf_counter() - t0)
+    out["pull_repeat"] = {"reply_ms": summarize(pulls), "server_cpu_ms_per_reply": _cpu_ms_per(srv, cpu0, len(pulls))}
     await probe.close()
     for clients, n in ((1, sizes.setup_n1), (sizes.concurrency, sizes.setup_n8)):
         cpu0 = srv.cpu_s()

@@ -12,6 +12,7 @@ does not keep dead sessions' Documents alive.
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 import threading
 import weakref
@@ -30,6 +31,11 @@ from .validation import Refused, refuse
 
 if TYPE_CHECKING:
     from ..session import Session
+
+# Bokeh checks the signature of every callback given to on_change/on_event (inspect.signature, per call).
+# The closures made for each view carry theirs, so it is not worked out again for every session.
+ON_CHANGE_SIGNATURE = inspect.signature(lambda attr, old, new: None)
+ON_EVENT_SIGNATURE = inspect.signature(lambda event: None)
 
 
 @dataclass
@@ -132,6 +138,7 @@ class Component(param.Parameterized):
             else:
                 # Accepted but normalized (an IntSlider sent 3.4 is 3): show the browser what was kept.
                 self._send_back(model_ref(), prop, name)
+        on_change.__signature__ = ON_CHANGE_SIGNATURE  # type: ignore[attr-defined]
         return on_change
 
     def _validate_browser(self, name: str, value: Any) -> None:

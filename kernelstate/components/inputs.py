@@ -18,6 +18,7 @@ import param
 from bokeh.events import ButtonClick, Event, MenuItemClick
 from bokeh.model import Model
 
+from .base import ON_EVENT_SIGNATURE
 from .validation import Refused, refuse
 from .widgets import Widget
 
@@ -192,6 +193,7 @@ class ClickButton(Widget):
         def clicked(event: Event) -> None:
             if self._event_allowed(session_ref, "clicks"):
                 self.clicks += 1
+        clicked.__signature__ = ON_EVENT_SIGNATURE  # type: ignore[attr-defined]  # see base.py
         model.on_event(ButtonClick, clicked)
 
     def on_click(self, callback: Callable[[Any], Any]) -> param.parameterized.Watcher:

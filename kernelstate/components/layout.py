@@ -24,6 +24,7 @@ from bokeh.models.widgets import Button as BkButton
 from bokeh.models.widgets import Div
 
 from .base import Component, View, as_component
+from .model_defaults import new_model
 
 if TYPE_CHECKING:
     from ..session import Session
@@ -130,14 +131,14 @@ class Column(ListLike):
     """Children stacked vertically."""
 
     def _create_model(self, doc: Document, session: Session) -> Model:
-        return BkColumn(children=self._children(doc, session), **self._layout_props())
+        return new_model(BkColumn, children=self._children(doc, session), **self._layout_props())
 
 
 class Row(ListLike):
     """Children side by side."""
 
     def _create_model(self, doc: Document, session: Session) -> Model:
-        return BkRow(children=self._children(doc, session), **self._layout_props())
+        return new_model(BkRow, children=self._children(doc, session), **self._layout_props())
 
 
 class FlexBox(ListLike):
@@ -157,7 +158,7 @@ class FlexBox(ListLike):
         cls = BkRow if self.flex_direction == "row" else BkColumn
         props = self._layout_props()
         props["styles"] = self._flex_styles()
-        return cls(children=self._children(doc, session), **props)
+        return new_model(cls, children=self._children(doc, session), **props)
 
     def _update_view(self, view: View, names: list[str]) -> None:
         super()._update_view(view, names)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import json
 import os
@@ -16,6 +17,7 @@ from bokeh.models.widgets import Div
 from markdown_it import MarkdownIt
 
 from .base import Component
+from .model_defaults import new_model
 
 if TYPE_CHECKING:
     from ..session import Session
@@ -40,8 +42,8 @@ class _TextPane(Component):
         super().__init__(object=object, **params)
 
     def _create_model(self, doc: Document, session: Session) -> Model:
-        model: Model = Div(text=self._to_model("object", self.object), css_classes=[self._css_class],
-                           sizing_mode=cast(Any, self.sizing_mode))
+        model: Model = new_model(Div, text=self._to_model("object", self.object), css_classes=[self._css_class],
+                                 sizing_mode=self.sizing_mode)
         return model
 
     _css_class = "ks-pane"
@@ -66,10 +68,24 @@ class Markdown(_TextPane):
         return {"text": self._to_model("object", self.object)}
 
     def _to_model(self, name: str, value: Any) -> Any:
-        rendered = _md.render("" if value is None else str(value))
-        if self.sanitize:
-            rendered = nh3.clean(rendered, attributes=_ALLOWED_ATTRIBUTES, filter_style_properties={"text-align"})
-        return rendered
+        text = "" if value is None else str(value)
+        if len(text) <= _CACHED_MARKDOWN_CHARS:  # the same text in every session of an app: rendered once
+            return _cached_markdown(text, self.sanitize)
+        return _render_markdown(text, self.sanitize)
+
+
+#: Markdown texts up to this size are kept rendered (at most 256 of them).
+_CACHED_MARKDOWN_CHARS = 8192
+
+
+def _render_markdown(text: str, sanitize: bool) -> str:
+    rendered: str = _md.render(text)
+    if sanitize:
+        rendered = nh3.clean(rendered, attributes=_ALLOWED_ATTRIBUTES, filter_style_properties={"text-align"})
+    return rendered
+
+
+_cached_markdown = functools.lru_cache(maxsize=256)(_render_markdown)
 
 
 class Str(_TextPane):

@@ -21,7 +21,8 @@ import param
 from bokeh.document import Document
 from bokeh.model import Model
 
-from .base import Component
+from .base import ON_CHANGE_SIGNATURE, Component
+from .model_defaults import new_model
 from .validation import refuse
 
 if TYPE_CHECKING:
@@ -51,7 +52,7 @@ class Widget(Component):
         return {}, {}
 
     def _create_model(self, doc: Document, session: Session) -> Model:
-        model = self._bokeh_model(**self._model_props(list(self._synced)))
+        model = new_model(self._bokeh_model, **self._model_props(list(self._synced)))
         # A hostile client can enable a disabled widget in its copy; put it back (events check the parameter).
         model.on_change("disabled", self._guard_disabled(weakref.ref(model), weakref.ref(session)))
         self._attach_events(model, weakref.ref(session))
@@ -66,6 +67,7 @@ class Widget(Component):
             if new != self.disabled:
                 refuse(session_ref(), type(self).__name__, "disabled", new, "the browser may not change 'disabled'")
                 self._send_back(model_ref(), "disabled", "disabled")
+        on_change.__signature__ = ON_CHANGE_SIGNATURE  # type: ignore[attr-defined]  # see base.py
         return on_change
 
     def _event_allowed(self, session_ref: weakref.ReferenceType[Session], what: str, detail: Any = None) -> bool:

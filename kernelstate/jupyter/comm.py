@@ -93,11 +93,11 @@ def kernel_id() -> str | None:
 class CommConnection:
     """One relayed browser connection: a :class:`~kernelstate.endpoint.Connection` over a comm."""
 
-    #: at most ``burst`` comm messages per ``window_s``: an interaction (OK + patch)
-    #: goes out at once, sustained traffic is held to burst/window (50/s), far
-    #: under Jupyter's IOPub message rate limit.
-    burst = 5
-    window_s = 0.1
+    #: at most ``burst`` comm messages per ``window_s``: a run of interactions (OK + patch
+    #: each; five slider moves in a row) goes out at once, sustained traffic is held to
+    #: burst/window (50/s), far under Jupyter's IOPub message rate limit (1000/s over 3 s).
+    burst = 20
+    window_s = 0.4
 
     def __init__(self, comm: Any, hosted: HostedDocument) -> None:
         self.comm = comm

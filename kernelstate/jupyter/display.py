@@ -42,6 +42,7 @@ from bokeh.document import Document
 from bokeh.model import Model
 
 from .._config import config as ks_config
+from ..docjson import document_json_inline
 from ..standalone import STATIC_MIME, Snapshot
 from .comm import kernel_documents, kernel_id
 from .wire import MIME_TYPE
@@ -68,7 +69,7 @@ def mimebundle(component: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         "token": hosted.token,
         "bokeh_version": bokeh.__version__,
         "roots": [model.id for model in document.roots],
-        "docs_json": document.to_json(deferred=False),
+        "docs_json": document_json_inline(document),
     }
     snapshot = static_html(document)
     comms = transports()

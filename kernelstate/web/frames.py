@@ -14,10 +14,11 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from tornado.iostream import StreamBufferFullError
+from tornado.iostream import StreamBufferFullError, StreamClosedError
 from tornado.websocket import WebSocketClosedError
 
 from ..endpoint import Fragment
+from .wire import server_frames
 
 log = logging.getLogger(__name__)
 MIN_WRITE_BUFFER_BYTES = 8 * 1024 * 1024
@@ -43,9 +44,14 @@ class FrameWriter:
         if self._closed or self.ws_connection is None:
             return
         try:
-            for frame in frames:
-                self.write_message(frame, binary=isinstance(frame, bytes)).add_done_callback(_closed_is_fine)
-        except WebSocketClosedError:
+            if self.get_compression_options() is None:  # one write (and one send) for the whole message
+                if self.ws_connection.is_closing():
+                    raise WebSocketClosedError()
+                self.ws_connection.stream.write(server_frames(frames)).add_done_callback(_closed_is_fine)
+            else:
+                for frame in frames:
+                    self.write_message(frame, binary=isinstance(frame, bytes)).add_done_callback(_closed_is_fine)
+        except (WebSocketClosedError, StreamClosedError):
             self._closed = True
         except StreamBufferFullError:
             # A close frame would queue behind what the tab is not reading: drop the connection.
