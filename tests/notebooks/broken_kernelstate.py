@@ -117,7 +117,7 @@ def cache_without_lock() -> None:
     from kernelstate import cache as cache_module
 
     def as_cached(self: cache_module.Cache, key: Hashable, fn: Callable[..., Any], ttl: float | None = None,
-                  **kwargs: Any) -> Any:
+                  shared: bool = False, **kwargs: Any) -> Any:
         full_key: Hashable = (key, *sorted(kwargs.items())) if kwargs else key
         hit = self._get_fresh(full_key)
         if hit is not cache_module._MISSING:
