@@ -146,3 +146,5 @@ def test_records_follow_a_changing_document(tmp_path: Path) -> None:
         assert ["0/children.1:TextInput", "value", "added"] in record.values
     finally:
         server.stop()
+        # The server made its --session-store this process's coordinator (tasks, publish): end that here.
+        ks.config.set("session_store", None, process=True)

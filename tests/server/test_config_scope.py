@@ -33,7 +33,9 @@ PROCESS_ONLY: dict[str, Any] = {"reuse_sessions": True, "global_loading_spinner"
                                 "shared_value_max_bytes": 5,
                                 "dask_scheduler": "tcp://127.0.0.1:1",
                                 # kernelstate.auth: asked before pages and WebSockets of servers with a login
-                                "authorize_callback": _allow_all}
+                                "authorize_callback": _allow_all,
+                                # how notebook cells go live: a kernel-wide choice
+                                "comms": "relay"}
 
 
 def _spinner(server: Any, html: str) -> bool:
@@ -58,6 +60,7 @@ EFFECT: dict[str, Callable[[Any, str], bool]] = {
     "shared_value_max_bytes": lambda server, html: _shared_bound() == 5,
     "dask_scheduler": lambda server, html: ks.config.process_value("dask_scheduler") == PROCESS_ONLY["dask_scheduler"],
     "authorize_callback": lambda server, html: ks.config.process_value("authorize_callback") is _allow_all,
+    "comms": lambda server, html: ks.config.process_value("comms") == "relay",
 }
 
 
