@@ -114,36 +114,28 @@ class RateLimitedLog:
         self._state[key] = (now, 0)
 
 
-class CountedStream(IOStream):
-    """An IOStream that reports when its socket is closed (HTTP or, after an upgrade, WebSocket)."""
+class _ReportsClose:
+    """Mixed into an IOStream: call ``on_closed()`` once its socket is closed (HTTP or, after an upgrade, WebSocket)."""
 
     def __init__(self, sock: socket.socket, on_closed: Any, **kwargs: Any) -> None:
         self._on_closed = on_closed
-        super().__init__(sock, **kwargs)
+        super().__init__(sock, **kwargs)  # type: ignore[call-arg]
 
     def close_fd(self) -> None:
         try:
-            super().close_fd()
+            super().close_fd()  # type: ignore[misc]
         finally:
             callback, self._on_closed = self._on_closed, None
             if callback is not None:
                 callback()
 
 
-class CountedSSLStream(SSLIOStream):
+class CountedStream(_ReportsClose, IOStream):
+    """An IOStream that reports when its socket is closed."""
+
+
+class CountedSSLStream(_ReportsClose, SSLIOStream):
     """:class:`CountedStream` for a TLS connection (``--ssl-certfile``)."""
-
-    def __init__(self, sock: socket.socket, on_closed: Any, **kwargs: Any) -> None:
-        self._on_closed = on_closed
-        super().__init__(sock, **kwargs)
-
-    def close_fd(self) -> None:
-        try:
-            super().close_fd()
-        finally:
-            callback, self._on_closed = self._on_closed, None
-            if callback is not None:
-                callback()
 
 
 class Listener:
