@@ -61,6 +61,7 @@ class CloseCode:
     SERVICE_RESTART = 1012  # RFC 6455: the server restarts; with a session store the tab reconnects and carries on
     SERVER_STOPPING = 4503  # the server is shutting down
     KERNEL_DIED = 4510      # the kernel hosting the Document died
+    APP_FAILED = 4500       # the app's page could not be built when the browser connected (logged with the session id)
     MESSAGE_TOO_BIG = 1009  # RFC 6455's code, as for one oversized frame: the frames of one message add up past the limit
     MESSAGE_TOO_COMPLEX = 4009  # under the size limit, but over a MessageLimits bound (values, depth, models, references)
 

@@ -11,13 +11,16 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .context import activate
 from .endpoint import DEFAULT_MAX_MESSAGE_BYTES, CloseCode, Connection, DocumentEndpoint, Fragment
+from .errors import AppLoadError
 from .limits import MessageLimits
 from .loading import PageSpec
 from .session import RequestInfo, Session, hooks, registry
 
 if TYPE_CHECKING:
     from .loading import AppSpec
+    from .pageplan import PagePlan
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +30,9 @@ class DocumentHost(Protocol):
 
     session_id: str
     page: PageSpec
+
+    def populate(self) -> None:
+        """Build the Document's models if they are not yet (before the first attach); raises if the app fails."""
 
     def attach(self, conn: Connection) -> None:
         """Start serving ``conn`` (sends ACK)."""
@@ -56,33 +62,61 @@ class DocumentHost(Protocol):
 
 
 class InProcessHost:
-    """A Session whose Document lives in this process, served by a DocumentEndpoint."""
+    """A Session whose Document lives in this process, served by a DocumentEndpoint.
+
+    Created ``lazy``, the app has run but its Bokeh models are built only when
+    a browser connects (:meth:`populate`, see :mod:`kernelstate.pageplan`).
+    """
 
     def __init__(self, session: Session, page: PageSpec, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
-                 limits: MessageLimits | None = None, owner: str | None = None) -> None:
+                 limits: MessageLimits | None = None, owner: str | None = None,
+                 plan: PagePlan | None = None) -> None:
         self.session = session
         self._owner = owner
         self.session_id = session.id
         self.page = page
         self.endpoint = DocumentEndpoint(session, max_message_bytes, limits)
+        self._plan = plan
 
     @classmethod
     async def create(cls, app: AppSpec, request: RequestInfo, session_id: str,
                      loop: asyncio.AbstractEventLoop | None = None,
                      max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
-                     limits: MessageLimits | None = None) -> InProcessHost:
-        """Create a session for ``request``: created hooks, then the app's code."""
+                     limits: MessageLimits | None = None, lazy: bool = False) -> InProcessHost:
+        """Create a session for ``request``: created hooks, then the app's code (and its models unless ``lazy``)."""
         session = Session(request, session_id=session_id, loop=loop or asyncio.get_running_loop())
         registry.add(session, app.route)
         hooks.run_created(session)
         try:
-            page = await app.build(session)
+            plan = await app.plan(session)
+            if not lazy:
+                with activate(session):
+                    plan.populate()
         except BaseException:
             session.destroy()
             raise
-        return cls(session, page, max_message_bytes, limits, owner=request.user)
+        return cls(session, plan.spec, max_message_bytes, limits, owner=request.user,
+                   plan=None if plan.populated else plan)
+
+    def populate(self) -> None:
+        """Build the page's Bokeh models now if they are not yet (a lazy host does it on the first connect).
+
+        Raises AppLoadError (its ``cause`` what a component raised) when they cannot be built.
+        """
+        plan, self._plan = self._plan, None
+        if plan is None:
+            return
+        with activate(self.session):
+            try:
+                plan.populate()
+            except AppLoadError:
+                raise
+            except Exception as exc:
+                raise AppLoadError(f"app {plan.default_title!r} raised {type(exc).__name__} while building its "
+                                   f"page: {exc}", path=plan.default_title, cause=exc) from exc
 
     def attach(self, conn: Connection) -> None:
+        self.populate()
         self.endpoint.attach(conn)
         self.session.mark_reconnected()
 

@@ -36,11 +36,11 @@ from typing import Any
 
 from .context import activate
 from .errors import AppLoadError
+from .pageplan import PagePlan
 from .paths import PathOutsideRootError, confined_path
 from .session import Session
 
 log = logging.getLogger(__name__)
-AREAS = ("header", "sidebar", "main")
 
 
 @dataclass(frozen=True)
@@ -180,6 +180,12 @@ class AppSpec:
 
     async def build(self, session: Session) -> PageSpec:
         """Run the app for ``session`` and put its roots into the session's Document."""
+        plan = await self.plan(session)
+        with activate(session):
+            return plan.populate()
+
+    async def plan(self, session: Session) -> PagePlan:
+        """Run the app for ``session`` and plan its page; :meth:`PagePlan.populate` builds the models."""
         with activate(session):
             try:
                 await self.run(session)
@@ -189,7 +195,7 @@ class AppSpec:
                 raise AppLoadError(
                     f"app {self.route} raised {type(exc).__name__}: {exc}", path=self.route, cause=exc
                 ) from exc
-            return populate_document(session, self.title)
+            return PagePlan(session, self.title)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.route}>"
@@ -282,31 +288,8 @@ def _object_title(obj: Any, route: str) -> str:
 
 
 def populate_document(session: Session, default_title: str) -> PageSpec:
-    """Turn the session's servables and template areas into Document roots."""
-    from ._config import config
-    from .components.base import as_component
-    from .template import session_template
-
-    doc = session.document
-    if doc is None:
-        raise AppLoadError(f"session {session.id} was destroyed while building", path=default_title)
-    areas: dict[str, list[Any]] = {a: [] for a in AREAS}
-    for comp, area in session.servables:
-        areas[area].append(comp)
-    template = session_template(session)
-    for area, comps in template.areas().items():
-        areas[area].extend(comps)
-    roots: list[tuple[str, str]] = []
-    for area in AREAS:
-        for comp in areas[area]:
-            model = as_component(comp).get_model(doc, session)
-            doc.add_root(model)
-            roots.append((model.id, area))
-    session.location.page_built()  # a location model goes after the page's roots, which BokehJS places by position
-    title = template.title or session.title or config.title or default_title
-    template.title = title
-    doc.title = title
-    return PageSpec(title, template.template_name, roots, list(config.raw_css))
+    """Turn the session's servables and template areas into Document roots (the session is active)."""
+    return PagePlan(session, default_title).populate()
 
 
 def discover(paths: list[str | Path]) -> list[AppSpec]:

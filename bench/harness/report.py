@@ -300,6 +300,8 @@ _JUPYTER_ROWS = [
     ("cell: execute → display output p50 / max ms", "cell_display.display_ms.p50", "cell_display.display_ms.max"),
     ("cell: execute → live Document (relay ACK + PULL-DOC) p50 / max ms", "cell_display.live_ms.p50",
      "cell_display.live_ms.max"),
+    ("cell: display output → live Document (relay WebSocket, ACK, PULL-DOC) p50 / max ms",
+     "cell_display.display_to_live_ms.p50", "cell_display.display_to_live_ms.max"),
     ("cell: slider round trip over the relay p50 / p95 ms", "cell_display.slider_rtt_ms.p50",
      "cell_display.slider_rtt_ms.p95"),
     ("cell: errors", "cell_display.errors", None),

@@ -86,6 +86,9 @@ class KernelHost:
                    request, reads, shutdown_kernel, on_lost)
 
     # -- DocumentHost -------------------------------------------------------------------
+    def populate(self) -> None:
+        """The kernel builds the Document with the page (the kernel's own host is not lazy)."""
+
     def attach(self, conn: Connection) -> None:
         if self._destroyed or self.relay.stopped:
             conn.close(CloseCode.KERNEL_DIED, "the app's kernel is gone: reload the page")

@@ -31,6 +31,7 @@ async def warm_apps(server: Server) -> None:
             await server.page_for(app, request)
             for entry in server.manager.entries():
                 if entry.id not in before:
+                    entry.host.populate()   # warm the models' code too, not only the app's
                     server.manager.destroy(entry.id)
         except Exception as exc:
             cause = getattr(exc, "cause", None) or exc

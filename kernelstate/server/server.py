@@ -140,7 +140,7 @@ class Server:
     async def _create_host(self, app: AppSpec, request: RequestInfo, session_id: str) -> InProcessHost:
         host = await InProcessHost.create(app, request, session_id, self.loop,
                                           max_message_bytes=self.options.websocket_max_message_size,
-                                          limits=self.options.message_limits)
+                                          limits=self.options.message_limits, lazy=True)
         if self.recovery is not None:
             self.recovery.track(host.session, app, request)
         return host

@@ -169,6 +169,7 @@ class SessionRecovery:
         session = getattr(entry.host, "session", None)
         if not isinstance(session, Session):
             return entry
+        entry.host.populate()   # the saved values are set on the models, in document order
         restored, dropped = apply_values(session, record.values)
         session.saved.restore(record.saved)
         version = app_version(app)

@@ -115,6 +115,15 @@ class SessionSocket(BokehSocket):
             return
         if self._closed:
             return
+        try:
+            entry.host.populate()
+        except AppLoadError as exc:
+            cause = exc.cause or exc
+            log.error("app %s failed while building its page (session=%s): %s", route, sid, cause,
+                      exc_info=(type(cause), cause, cause.__traceback__))
+            manager.destroy(sid, CloseCode.APP_FAILED, "the app failed while building its page")
+            self.close(CloseCode.APP_FAILED, "The app failed while building its page. Reload to try again.")
+            return
         self.entry = entry
         self._sessions = manager
         manager.connected(entry)

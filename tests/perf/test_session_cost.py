@@ -14,6 +14,7 @@ from pathlib import Path
 from bokeh.core.json_encoder import serialize_json
 from bokeh.util.serialization import make_id
 
+from kernelstate.context import activate
 from kernelstate.docjson import document_json
 from kernelstate.loading import FileApp
 from kernelstate.session import Session
@@ -53,5 +54,27 @@ def test_pull_doc_bytes_of_a_basic_session() -> None:
         size = len(re.sub(r'"p\d+"', '"p1234"', text).encode())
         assert size == PULL_DOC_BYTES, f"the basic app's first document is {size} bytes"
         assert text == serialize_json(session.document.to_json().content)
+    finally:
+        session.destroy()
+
+
+def test_a_page_without_a_connection_builds_no_component_models() -> None:
+    """The standalone server answers a page from the app's plan; the models wait for the WebSocket."""
+    FileApp(BASIC)
+
+    async def plan() -> tuple[int, int, Session]:
+        before = int(make_id()[1:])
+        session = Session(loop=asyncio.get_running_loop())
+        page_plan = await FileApp(BASIC).plan(session)
+        middle = int(make_id()[1:])
+        with activate(session):
+            page_plan.populate()
+        return middle - before - 1, int(make_id()[1:]) - middle - 1, session
+
+    planned, populated, session = asyncio.run(plan())
+    try:
+        assert planned == 2, f"planning a basic page drew {planned} Bokeh ids (only the Document's 2 expected)"
+        assert planned + populated == BOKEH_OBJECTS_PER_SESSION
+        assert len(session.document.roots) == 1
     finally:
         session.destroy()
