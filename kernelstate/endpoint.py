@@ -21,7 +21,6 @@ Invariants:
 """
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import threading
@@ -29,12 +28,14 @@ import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from bokeh.core.types import ID
 from bokeh.document.events import DocumentPatchedEvent
 from bokeh.events import DocumentReady
 from bokeh.protocol import Protocol as BokehProtocol
 from bokeh.protocol.message import Message
-from bokeh.protocol.receiver import Receiver
+from bokeh.protocol.messages.pull_doc_reply import pull_doc_reply
 
+from .assembler import Assembler
 from .context import activate
 from .docjson import pull_doc_reply_message
 from .failures import RateLimitedLog, callback_failed
@@ -88,7 +89,7 @@ def message_frames(message: Message[Any]) -> list[Fragment]:
 
 class _ConnectionState:
     def __init__(self, limits: MessageLimits) -> None:
-        self.receiver = Receiver(protocol)
+        self.receiver = Assembler(protocol)
         self.limits = limits
         self.text_frames = 0    # header, metadata, content: the frames json.loads will parse
         self.message_values = 0  # upper bound on the JSON values in those, so far
@@ -119,6 +120,10 @@ class DocumentEndpoint:
         self._pending_lock = threading.Lock()
         self._flush_scheduled = False
         self._errors = RateLimitedLog()
+        # The PULL-DOC reply's frames after its header, kept while the Document does not change:
+        # (changes seen when it was made, frames). A tab that reconnects or pulls again gets them as they are.
+        self._changes = 0
+        self._pull_reply: tuple[int, list[Fragment]] | None = None
         self.document.on_change(self._document_changed)
         self.document.on_event(DocumentReady, self._document_ready)  # type: ignore[arg-type]  # bokeh types the callback by the base Event
 
@@ -151,19 +156,23 @@ class DocumentEndpoint:
         self.session.mark_loaded()
 
     # -- incoming -------------------------------------------------------------
-    async def receive(self, conn: Connection, fragment: Fragment) -> None:
-        """Feed one frame from ``conn``; dispatch the message once complete."""
+    def receive(self, conn: Connection, fragment: Fragment) -> float:
+        """Feed one frame from ``conn``; dispatch the message once complete.
+
+        Handled at once; returns how long the caller should wait before feeding
+        ``conn``'s next frame (0.0, or as long as a heavy message held the loop).
+        """
         started = time.perf_counter()
         state = self._connections.get(conn)
         if state is None:
-            return
+            return 0.0
         state.message_bytes += len(fragment)
         if state.message_bytes > self.max_message_bytes:
             log.warning("closing connection: a message exceeded %d bytes (session=%s)",
                         self.max_message_bytes, self.session.id)
             self.detach(conn)
             conn.close(CloseCode.MESSAGE_TOO_BIG, "message too big")
-            return
+            return 0.0
         try:
             if state.text_frames < 3:
                 state.text_frames += 1
@@ -172,22 +181,22 @@ class DocumentEndpoint:
                     raise MessageLimitError("values", state.message_values, state.limits.values)
             if state.expect_header:
                 self._check_header(fragment)
-            message = await state.receiver.consume(fragment)
+            message = state.receiver.consume(fragment)
             if message is not None and message.msgtype == "PATCH-DOC":
                 check_patch(message.content, state.limits)
         except MessageLimitError as exc:
             self._over_limit(conn, exc)
-            return
+            return 0.0
         except Exception as exc:
             self._malformed(conn, exc)
-            return
+            return 0.0
         state.expect_header = message is not None
-        if message is not None:
-            state.message_bytes = state.text_frames = state.message_values = 0
-            await self._dispatch(conn, message)
-            held_s = time.perf_counter() - started
-            if held_s > YIELD_AFTER_S:
-                await asyncio.sleep(held_s)
+        if message is None:
+            return 0.0
+        state.message_bytes = state.text_frames = state.message_values = 0
+        self._dispatch(conn, message)
+        held_s = time.perf_counter() - started
+        return held_s if held_s > YIELD_AFTER_S else 0.0
 
     def _check_header(self, fragment: Fragment) -> None:
         if not isinstance(fragment, str):
@@ -214,14 +223,14 @@ class DocumentEndpoint:
         self.detach(conn)
         conn.close(CloseCode.MALFORMED, reason)
 
-    async def _dispatch(self, conn: Connection, message: Message[Any]) -> None:
+    def _dispatch(self, conn: Connection, message: Message[Any]) -> None:
         msgtype = message.msgtype
         msgid = message.header["msgid"]
         if msgtype == "PULL-DOC-REQ":
             state = self._connections.get(conn)
             if state is not None:
                 state.pulled = True
-            self._send(conn, pull_doc_reply_message(msgid, self.document))
+            conn.send_frames(self._pull_doc_reply(msgid))
         elif msgtype == "PATCH-DOC":
             self._apply_patch(conn, message)
         elif msgtype == "SERVER-INFO-REQ":
@@ -250,12 +259,36 @@ class DocumentEndpoint:
             session.busy_exit()
         self._flush()
 
+    def _pull_doc_reply(self, request_id: ID) -> list[Fragment]:
+        """The PULL-DOC-REPLY's frames: made once per state of the Document (its header is new each time).
+
+        Every change to the Document's models, roots or title comes through
+        ``on_change`` and makes the next reply anew; so does a Document on hold
+        (its changes are held back from ``on_change``) or one with JS event
+        callbacks (not reported as changes). ``doc.config``, which Bokeh never
+        patches into an open page either, is read again on the next change.
+        """
+        cached = self._pull_reply
+        document = self.document
+        reusable = document.callbacks.hold_value is None and not document.callbacks.js_event_callbacks
+        if reusable and cached is not None and cached[0] == self._changes:
+            header = pull_doc_reply.create_header(request_id=request_id)
+            if len(cached[1]) > 2:
+                header["num_buffers"] = (len(cached[1]) - 2) // 2
+            return [json.dumps(header), *cached[1]]
+        changes = self._changes
+        frames = message_frames(pull_doc_reply_message(request_id, document))
+        if reusable and changes == self._changes:
+            self._pull_reply = (changes, frames[1:])
+        return frames
+
     def _send(self, conn: Connection, message: Message[Any]) -> None:
         if conn in self._connections:
             conn.send_frames(message_frames(message))
 
     # -- outgoing -------------------------------------------------------------
     def _document_changed(self, event: Any) -> None:
+        self._changes += 1
         if not isinstance(event, DocumentPatchedEvent):
             return
         with self._pending_lock:

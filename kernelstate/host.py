@@ -37,8 +37,8 @@ class DocumentHost(Protocol):
     def attach(self, conn: Connection) -> None:
         """Start serving ``conn`` (sends ACK)."""
 
-    async def receive(self, conn: Connection, fragment: Fragment) -> None:
-        """One frame from the browser."""
+    def receive(self, conn: Connection, fragment: Fragment) -> float:
+        """One frame from the browser, handled at once; seconds to wait before ``conn``'s next frame."""
 
     def detach(self, conn: Connection) -> None:
         """``conn`` went away (the session lives on until it expires)."""
@@ -120,8 +120,8 @@ class InProcessHost:
         self.endpoint.attach(conn)
         self.session.mark_reconnected()
 
-    async def receive(self, conn: Connection, fragment: Fragment) -> None:
-        await self.endpoint.receive(conn, fragment)
+    def receive(self, conn: Connection, fragment: Fragment) -> float:
+        return self.endpoint.receive(conn, fragment)
 
     def detach(self, conn: Connection) -> None:
         self.endpoint.detach(conn)

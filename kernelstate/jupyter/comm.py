@@ -167,7 +167,9 @@ class CommConnection:
             for frame in frames:
                 if self.closed:
                     return
-                await self.hosted.endpoint.receive(self, frame)
+                pause = self.hosted.endpoint.receive(self, frame)
+                if pause:
+                    await asyncio.sleep(pause)
 
     def _on_close(self, msg: dict[str, Any]) -> None:
         self.closed = True

@@ -96,10 +96,11 @@ class KernelHost:
         self._connections[conn] = RelayedConnection(self.relay, conn, {"doc_id": self.session_id, "token": self.token},
                                                      KERNEL_DIED_REASON)
 
-    async def receive(self, conn: Connection, fragment: Fragment) -> None:
+    def receive(self, conn: Connection, fragment: Fragment) -> float:
         relayed = self._connections.get(conn)
         if relayed is not None:
             relayed.from_browser(fragment)
+        return 0.0
 
     def detach(self, conn: Connection) -> None:
         relayed = self._connections.pop(conn, None)

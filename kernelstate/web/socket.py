@@ -20,7 +20,9 @@ After the upgrade (:meth:`SessionSocket.attach_session`), in this order:
 """
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable
 from typing import Any
 
 from tornado import web
@@ -148,9 +150,14 @@ class SessionSocket(BokehSocket):
                       exc_info=(type(cause), cause, cause.__traceback__))
         return None
 
-    async def on_message(self, message: str | bytes) -> None:
+    def on_message(self, message: str | bytes) -> Awaitable[None] | None:
+        """Handle one frame where it is read (no task per frame); Tornado reads the next one when this returns,
+        or, after a message that held the loop, once the returned pause is over."""
         if self.entry is not None:
-            await self.entry.host.receive(self, message)
+            pause = self.entry.host.receive(self, message)
+            if pause:
+                return asyncio.sleep(pause)
+        return None
 
     def on_close(self) -> None:
         self._closed = True

@@ -48,7 +48,7 @@ def test_unsent_new_models_are_sent_before_a_browser_patch_is_applied() -> None:
         endpoint.attach(conn)
         replica = Document()
         for frame in message_frames(protocol.create("PULL-DOC-REQ")):
-            await endpoint.receive(conn, frame)
+            endpoint.receive(conn, frame)
         await asyncio.sleep(0)
         conn.messages[-1].push_to_document(replica)  # type: ignore[attr-defined]
         replica.models.flush_synced()
@@ -60,7 +60,7 @@ def test_unsent_new_models_are_sent_before_a_browser_patch_is_applied() -> None:
         replica.on_change(events.append)
         replica_slider.value = 5
         for frame in message_frames(protocol.create("PATCH-DOC", events)):
-            await endpoint.receive(conn, frame)
+            endpoint.receive(conn, frame)
         await asyncio.sleep(0.05)
         patches = [m for m in conn.messages if m.msgtype == "PATCH-DOC"]  # type: ignore[attr-defined]
         for message in patches:
