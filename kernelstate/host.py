@@ -75,7 +75,8 @@ class InProcessHost:
         self._owner = owner
         self.session_id = session.id
         self.page = page
-        self.endpoint = DocumentEndpoint(session, max_message_bytes, limits)
+        self._endpoint_args = (max_message_bytes, limits)
+        self._endpoint: DocumentEndpoint | None = None   # made with the models (populate), or on first use
         self._plan = plan
 
     @classmethod
@@ -98,6 +99,13 @@ class InProcessHost:
         return cls(session, plan.spec, max_message_bytes, limits, owner=request.user,
                    plan=None if plan.populated else plan)
 
+    @property
+    def endpoint(self) -> DocumentEndpoint:
+        """What serves the session's Document to its connections (made on first use)."""
+        if self._endpoint is None:
+            self._endpoint = DocumentEndpoint(self.session, *self._endpoint_args)
+        return self._endpoint
+
     def populate(self) -> None:
         """Build the page's Bokeh models now if they are not yet (a lazy host does it on the first connect).
 
@@ -108,6 +116,8 @@ class InProcessHost:
             return
         with activate(self.session):
             try:
+                if not self.session.destroyed:
+                    _ = self.endpoint   # made first: it sees the roots arrive, as it sees every later change
                 plan.populate()
             except AppLoadError:
                 raise
@@ -121,15 +131,20 @@ class InProcessHost:
         self.session.mark_reconnected()
 
     def receive(self, conn: Connection, fragment: Fragment) -> float:
-        return self.endpoint.receive(conn, fragment)
+        endpoint = self._endpoint
+        return endpoint.receive(conn, fragment) if endpoint is not None else 0.0
 
     def detach(self, conn: Connection) -> None:
-        self.endpoint.detach(conn)
-        if not self.endpoint.connections:
+        endpoint = self._endpoint
+        if endpoint is None:
+            return
+        endpoint.detach(conn)
+        if not endpoint.connections:
             self.session.mark_disconnected()
 
     def destroy(self, code: int = CloseCode.SESSION_EXPIRED, reason: str = "") -> None:
-        self.endpoint.close_all(code, reason or "session ended: reload the page to start a new one")
+        if self._endpoint is not None:
+            self._endpoint.close_all(code, reason or "session ended: reload the page to start a new one")
         self.session.destroy()
 
     @property

@@ -32,24 +32,26 @@ class PagePlan:
     def __init__(self, session: Session, default_title: str) -> None:
         from ._config import config
         from .loading import PageSpec
-        from .template import session_template
+        from .template import template_class
 
-        doc = session.document
-        if doc is None:
+        if session.destroyed:
             raise AppLoadError(f"session {session.id} was destroyed while building", path=default_title)
         areas: dict[str, list[Any]] = {a: [] for a in AREAS}
         for comp, area in session.servables:
             areas[area].append(comp)
-        template = session_template(session)
-        for area, comps in template.areas().items():
-            areas[area].extend(comps)
+        template = session.template   # None: the app never used ks.state.template (nothing in its areas)
+        if template is not None:
+            for area, comps in template.areas().items():
+                areas[area].extend(comps)
         self.session = session
         self.default_title = default_title
         self.components: list[tuple[Any, str]] = [(c, a) for a in AREAS for c in areas[a]]
-        title = template.title or session.title or config.title or default_title
-        template.title = title
-        doc.title = title
-        self.spec: PageSpec = PageSpec(title, template.template_name,
+        title = (template.title if template is not None else None) or session.title or config.title or default_title
+        if template is not None:
+            template.title = title
+        session.page_title = title   # a template made later starts with it (kernelstate.template.session_template)
+        template_name = template.template_name if template is not None else template_class(config.template).template_name
+        self.spec: PageSpec = PageSpec(title, template_name,
                                        [(f"root-{i}", area) for i, (_, area) in enumerate(self.components)],
                                        list(config.raw_css))
         self.populated = False
@@ -68,6 +70,7 @@ class PagePlan:
             raise AppLoadError(f"session {self.session.id} was destroyed before its page was built",
                                path=self.default_title)
         self.populated = True
+        doc.title = self.spec.title
         roots: list[tuple[str, str]] = []
         for comp, area in self.components:
             model = as_component(comp).get_model(doc, self.session)

@@ -169,7 +169,8 @@ class Session:
         self.id = session_id or new_session_id()
         self.serial = next(_counter)
         self.request = RecordedRequest(request)
-        self.document: Document | None = document if document is not None else Document()
+        self._document: Document | None = document   # made on first use: see the document property
+        self._document_lock = threading.Lock()
         self.config_overrides: dict[str, Any] = {}
         self.lifecycle = Lifecycle.CREATED
         self.created_at = time.time()
@@ -182,6 +183,7 @@ class Session:
         self.saved = SavedState()  # ks.state.saved: JSON kept with the session's store record
         self.restored_hooks: list[Callable[[], Any]] = []  # ks.state.on_session_restored
         self.title: str | None = None
+        self.page_title: str | None = None   # the title its page was planned with (kernelstate.pageplan)
         self.servables: list[tuple[Any, str]] = []
         self._template: Any = None
         self._location: Location | None = None
@@ -205,6 +207,22 @@ class Session:
     @property
     def destroyed(self) -> bool:
         return self._destroyed
+
+    @property
+    def document(self) -> Document | None:
+        """This session's Bokeh Document: made on first use, None once the session is destroyed.
+
+        The standalone server answers a page before any model exists and builds
+        them when the browser connects (:mod:`kernelstate.pageplan`), so a page
+        nobody connects to makes no Document either.
+        """
+        document = self._document
+        if document is None and not self._destroyed:
+            with self._document_lock:
+                if self._document is None and not self._destroyed:
+                    self._document = Document()
+                document = self._document
+        return document
 
     def mark_loaded(self) -> None:
         """The browser rendered the Document: run the onload queue (once)."""
@@ -245,7 +263,7 @@ class Session:
                 RateLimitedLog().failed(f"on_session_destroyed hook {callback_name(cb)}", self.id)
         self.destroyed_hooks.clear()
         self.restored_hooks.clear()
-        document, self.document = self.document, None
+        document, self._document = self._document, None
         if document is not None:
             _release_document(document)
         self._template = None

@@ -62,16 +62,24 @@ def session_template(session: Session) -> BaseTemplate:
         from ..context import activate
 
         with activate(session):
-            session.template = create_template(config.template)
+            created = create_template(config.template)
+        if session.page_title is not None:   # made after its page was planned: the page's title
+            created.title = session.page_title
+        session.template = created
     template: BaseTemplate = session.template
     return template
 
 
-def create_template(name: str) -> BaseTemplate:
+def template_class(name: str) -> type[BaseTemplate]:
+    """The template class called ``name`` (one of TEMPLATE_NAMES)."""
     try:
-        return _CLASSES[name]()
+        return _CLASSES[name]
     except KeyError:
         raise ValueError(f"unknown template {name!r}; choose one of {', '.join(TEMPLATE_NAMES)}") from None
 
 
-__all__ = ["BaseTemplate", "BasicTemplate", "BootstrapTemplate", "MaterialTemplate", "TEMPLATE_NAMES", "create_template", "session_template"]
+def create_template(name: str) -> BaseTemplate:
+    return template_class(name)()
+
+
+__all__ = ["BaseTemplate", "BasicTemplate", "BootstrapTemplate", "MaterialTemplate", "TEMPLATE_NAMES", "create_template", "session_template", "template_class"]

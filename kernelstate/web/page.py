@@ -42,18 +42,30 @@ class PageOptions:
 
 
 def render_page(spec: PageSpec, token: str, options: PageOptions) -> str:
-    """The page for one session (``token`` may be TOKEN_PLACEHOLDER for the reuse cache)."""
+    """The page for one session (``token`` may be TOKEN_PLACEHOLDER for the reuse cache).
+
+    The template is rendered once per distinct page (title, template, roots by
+    position, CSS) and options; each session's page is that with its token in.
+    """
+    html = _rendered((spec.title, spec.template_name, tuple(spec.roots), tuple(spec.raw_css)), options)
+    return html.replace(TOKEN_PLACEHOLDER, token)
+
+
+@lru_cache(maxsize=128)
+def _rendered(key: tuple[str, str, tuple[tuple[str, str], ...], tuple[str, ...]], options: PageOptions) -> str:
+    title, template_name, roots, raw_css = key
     element_ids: dict[str, list[str]] = {"header": [], "sidebar": [], "main": []}
     roots_json: dict[str, str] = {}
-    for root_id, area in spec.roots:
+    for root_id, area in roots:
         eid = make_globally_unique_css_safe_id()
         element_ids[area].append(eid)
         roots_json[root_id] = eid
-    render_item = {"token": token, "roots": roots_json, "root_ids": [r for r, _ in spec.roots], "use_for_title": True}
+    render_item = {"token": TOKEN_PLACEHOLDER, "roots": roots_json, "root_ids": [r for r, _ in roots],
+                   "use_for_title": True}
     js_urls, css_urls = _bokeh_urls(options.root_url)
-    return environment().get_template(f"{spec.template_name}.html").render(
-        title=spec.title, template_name=spec.template_name, roots=element_ids,
-        js_urls=js_urls, css_urls=css_urls, raw_css=spec.raw_css, spinner=options.spinner,
+    return environment().get_template(f"{template_name}.html").render(
+        title=title, template_name=template_name, roots=element_ids,
+        js_urls=js_urls, css_urls=css_urls, raw_css=list(raw_css), spinner=options.spinner,
         ks_static=options.root_url + "ks-static/",
         render_items_json=_script_json([render_item]),
         app_path_json=_script_json(options.app_path), absolute_url_json="null",

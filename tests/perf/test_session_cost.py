@@ -59,7 +59,7 @@ def test_pull_doc_bytes_of_a_basic_session() -> None:
 
 
 def test_a_page_without_a_connection_builds_no_component_models() -> None:
-    """The standalone server answers a page from the app's plan; the models wait for the WebSocket."""
+    """The standalone server answers a page from the app's plan; the Document and its models wait for the WebSocket."""
     FileApp(BASIC)
 
     async def plan() -> tuple[int, int, Session]:
@@ -73,7 +73,7 @@ def test_a_page_without_a_connection_builds_no_component_models() -> None:
 
     planned, populated, session = asyncio.run(plan())
     try:
-        assert planned == 2, f"planning a basic page drew {planned} Bokeh ids (only the Document's 2 expected)"
+        assert planned == 0, f"planning a basic page drew {planned} Bokeh ids (no Document, no model expected)"
         assert planned + populated == BOKEH_OBJECTS_PER_SESSION
         assert len(session.document.roots) == 1
     finally:
