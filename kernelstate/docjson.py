@@ -92,9 +92,14 @@ def _data_models_of(classes: tuple[type[HasProps], ...]) -> tuple[type[HasProps]
 class _DefaultsFirstSerializer(Serializer):
     """Bokeh's serializer, except that a model's unset properties with stable defaults are never read."""
 
+    def __init__(self, *, deferred: bool = True) -> None:
+        super().__init__(deferred=deferred)
+        # Read once per document (Bokeh reads its settings from the environment on every call).
+        self._include_defaults = bool(settings.serialize_include_defaults())
+
     def encode(self, obj: Any) -> AnyRep:
         if isinstance(obj, Model) and self.get_ref(obj) is None:
-            keys = _fast_keys(obj)
+            keys = None if self._include_defaults else _fast_keys(obj)
             if keys is not None:
                 return self._encode_model(obj, keys)
         return super().encode(obj)
@@ -120,24 +125,26 @@ def _fast_keys(obj: Model) -> list[str] | None:
     the one in ``_unstable_default_values``, so it is not read either.
     """
     cls = type(obj)
-    if settings.serialize_include_defaults():
-        return None
     set_values = getattr(obj, "_property_values", None)
     unstable = getattr(obj, "_unstable_default_values", None)
     if not isinstance(set_values, dict) or not isinstance(unstable, dict) or obj.themed_values():  # a document's default theme is {}
         return None
-    serialized, required, plain, direct = _class_properties(cls)
+    position, required, plain, direct = _class_properties(cls)
     if not plain:
         return None
     if any(name not in set_values for name in required):
         return None  # Bokeh raises UnsetValueError here: let it
-    return [name for name in serialized if name in set_values or (
-        name in unstable and not (name in direct and isinstance(unstable[name], PropertyValueContainer)))]
+    # The few set or unstable properties, in the class's order (not a walk over all of its properties).
+    keys = [name for name in set_values if name in position]
+    keys.extend(name for name, value in unstable.items() if name not in set_values and name in position
+                and not (name in direct and isinstance(value, PropertyValueContainer)))
+    keys.sort(key=position.__getitem__)
+    return keys
 
 
 @functools.lru_cache(maxsize=1024)
-def _class_properties(cls: type[HasProps]) -> tuple[tuple[str, ...], frozenset[str], bool, frozenset[str]]:
-    """(serialized property names in Bokeh's order, those without a default, whether no class
+def _class_properties(cls: type[HasProps]) -> tuple[dict[str, int], frozenset[str], bool, frozenset[str]]:
+    """(each serialized property's position in Bokeh's order, those without a default, whether no class
     between it and Model overrides ``to_serializable``, those whose value is read as stored
     (plain descriptors: no dataspec, no alias)) of a model class."""
     names = tuple(name for name in cls.properties(_with_props=True) if cls.lookup(name).serialized)
@@ -145,7 +152,7 @@ def _class_properties(cls: type[HasProps]) -> tuple[tuple[str, ...], frozenset[s
     mro = cls.__mro__
     plain = Model in mro and all("to_serializable" not in vars(k) for k in mro[:mro.index(Model)])
     direct = frozenset(name for name in names if type(cls.lookup(name)) is PropertyDescriptor)
-    return names, required, plain, direct
+    return {name: i for i, name in enumerate(names)}, required, plain, direct
 
 
 def _no_default(cls: type[HasProps], name: str) -> bool:

@@ -84,7 +84,7 @@ def document_kept() -> None:
     def destroy(self: session_module.Session) -> None:
         document = self.document
         original(self)
-        self.document = document
+        self._document = document   # the Session's own field behind its document property
 
     session_module._release_document = lambda document: None
     session_module.Session.destroy = destroy  # type: ignore[method-assign]
