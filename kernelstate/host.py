@@ -100,6 +100,11 @@ class InProcessHost:
                    plan=None if plan.populated else plan)
 
     @property
+    def built(self) -> bool:
+        """Whether the page's Bokeh models are built (a lazy host builds them on the first connect)."""
+        return self._plan is None
+
+    @property
     def endpoint(self) -> DocumentEndpoint:
         """What serves the session's Document to its connections (made on first use)."""
         if self._endpoint is None:

@@ -91,6 +91,21 @@ def document_kept() -> None:
 
 
 @breakage
+def models_built_per_page() -> None:
+    """Every page request builds the session's Bokeh models at once, whether a browser connects or not."""
+    from kernelstate.host import InProcessHost
+
+    original = InProcessHost.create.__func__  # type: ignore[attr-defined]
+
+    async def create(cls: type[InProcessHost], *args: Any, **kwargs: Any) -> InProcessHost:
+        kwargs["lazy"] = False
+        host: InProcessHost = await original(cls, *args, **kwargs)
+        return host
+
+    InProcessHost.create = classmethod(create)  # type: ignore[method-assign, assignment]
+
+
+@breakage
 def functions_called_once() -> None:
     """A function handed to ``ks.serve`` is called for the first session only; later ones share its result."""
     from kernelstate.loading import ObjectApp

@@ -39,6 +39,9 @@ CAUGHT_BY: dict[str, dict[str, dict[str, str]]] = {
     "document-kept": {
         "01-sessions-and-state": {"01-expiry": "session_a.document is None"},
     },
+    "models-built-per-page": {
+        "01-sessions-and-state": {"01-page-request": "not peek_entry.host.built"},
+    },
     "functions-called-once": {
         "01-sessions-and-state": {"01-isolation-check": '"No clicks yet."', "01-leak-check": "seen_safe =="},
     },
