@@ -54,7 +54,7 @@ from typing import Any
 
 from .coordinator import ENV_SECRET, Coordinator
 from .errors import TamperedValueError
-from .shared_cache import cache_name, max_value_bytes
+from .shared_cache import MISSING, cache_name, decoded, max_value_bytes
 from .signing import Codec
 from .sqlite_file import (
     BUSY_TIMEOUT_S,
@@ -227,13 +227,13 @@ class MachineCoordinator(Coordinator):
         purpose = f"cache:{name}"
         try:
             hit = self._read(name, purpose)
-            if hit is not _MISSING:
+            if hit is not MISSING:
                 return hit
             owner, hit = self._acquire(name, purpose)
         except (sqlite3.Error, OSError) as exc:
             self.health.failed("reading the shared cache", exc)
             return compute()
-        if hit is not _MISSING:
+        if hit is not MISSING:
             return hit
         try:
             value = compute()
@@ -265,18 +265,18 @@ class MachineCoordinator(Coordinator):
                 (name, owner, now + LOCK_S, now))
             if taken == 1:
                 hit = self._read(name, purpose)   # computed by another process while we waited
-                if hit is not _MISSING:
+                if hit is not MISSING:
                     self.db.run("DELETE FROM ks_locks WHERE key = ? AND owner = ?", (name, owner))
                     return None, hit
-                return owner, _MISSING
+                return owner, MISSING
             hit = self._read(name, purpose)
-            if hit is not _MISSING:
+            if hit is not MISSING:
                 return None, hit
             self._free_if_owner_died(name)
             if time.monotonic() > deadline:
                 log.warning("shared cache %s: another process held its lock for %.0f s; computing it here too",
                             name, LOCK_S)
-                return None, _MISSING
+                return None, MISSING
             time.sleep(POLL_S)
 
     def _free_if_owner_died(self, name: str) -> None:
@@ -296,13 +296,7 @@ class MachineCoordinator(Coordinator):
     def _read(self, name: str, purpose: str) -> Any:
         rows, _ = self.db.run("SELECT value FROM ks_cache WHERE key = ? AND expires > ?", (name, time.time()))
         self.health.ok(write=False)
-        if not rows:
-            return _MISSING
-        try:
-            return self.codec.loads(purpose, bytes(rows[0][0]))
-        except TamperedValueError as exc:
-            log.error("shared cache value %s was refused and is computed again: %s", name, exc)
-            return _MISSING
+        return decoded(self.codec, name, purpose, bytes(rows[0][0]) if rows else None)
 
     def close(self) -> None:
         self._stop.set()
@@ -311,5 +305,3 @@ class MachineCoordinator(Coordinator):
             self._poller.join(BUSY_TIMEOUT_S + 1)
         self.db.close()
 
-
-_MISSING = object()

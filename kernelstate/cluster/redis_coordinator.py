@@ -36,7 +36,7 @@ from redis.exceptions import LockError, RedisError
 
 from .coordinator import ENV_SECRET, Coordinator, check_store, redacted
 from .errors import TamperedValueError
-from .shared_cache import cache_name, max_value_bytes
+from .shared_cache import MISSING, cache_name, decoded, max_value_bytes
 from .signing import Codec
 from .topics import deliver
 
@@ -177,7 +177,7 @@ class RedisCoordinator(Coordinator):
         expiry = max(1, round(ttl if ttl is not None else DEFAULT_CACHE_TTL_S))
         try:
             hit = self._read(name, purpose)
-            if hit is not _MISSING:
+            if hit is not MISSING:
                 return hit
             lock = self.redis.lock("ks:lock:" + name[len("ks:cache:"):], timeout=LOCK_S, blocking_timeout=LOCK_S)
             acquired = lock.acquire()
@@ -192,8 +192,8 @@ class RedisCoordinator(Coordinator):
                     hit = self._read(name, purpose)  # computed by another process while we waited
                 except RedisError as exc:
                     self.health.failed("reading the shared cache", exc)
-                    hit = _MISSING
-                if hit is not _MISSING:
+                    hit = MISSING
+                if hit is not MISSING:
                     return hit
             value = compute()
             blob = self.codec.dumps(purpose, value, max_value_bytes())
@@ -212,13 +212,7 @@ class RedisCoordinator(Coordinator):
     def _read(self, name: str, purpose: str) -> Any:
         blob = self.redis.get(name)
         self.health.ok()
-        if not isinstance(blob, bytes):
-            return _MISSING
-        try:
-            return self.codec.loads(purpose, blob)
-        except TamperedValueError as exc:
-            log.error("shared cache value %s was refused and is computed again: %s", name, exc)
-            return _MISSING
+        return decoded(self.codec, name, purpose, blob if isinstance(blob, bytes) else None)
 
     def close(self) -> None:
         self._stop.set()
@@ -227,5 +221,3 @@ class RedisCoordinator(Coordinator):
             self._listener.join(TIMEOUT_S + 1)
         self.redis.close()
 
-
-_MISSING = object()

@@ -17,13 +17,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Callable, Hashable
 from typing import Any
 
 from .coordinator import coordinator
-from .errors import NotShareableError
+from .errors import NotShareableError, TamperedValueError
+from .signing import Codec
 
-__all__ = ["shared_value", "cache_name", "max_value_bytes"]
+__all__ = ["MISSING", "shared_value", "cache_name", "decoded", "max_value_bytes"]
+
+log = logging.getLogger("kernelstate.cluster")
+MISSING = object()   # a shared value not in the store, or refused
 
 
 def shared_value(key: Hashable, compute: Callable[[], Any], ttl: float | None) -> Any:
@@ -50,3 +55,15 @@ def max_value_bytes() -> int:
     from .._config import config
 
     return int(config.process_value("shared_value_max_bytes"))
+
+
+def decoded(codec: Codec, name: str, purpose: str, blob: bytes | None) -> Any:
+    """The shared value ``name`` read from a store as ``blob``: MISSING if absent, or refused (logged) when its
+    signature does not match, so it is computed again."""
+    if blob is None:
+        return MISSING
+    try:
+        return codec.loads(purpose, blob)
+    except TamperedValueError as exc:
+        log.error("shared cache value %s was refused and is computed again: %s", name, exc)
+        return MISSING
