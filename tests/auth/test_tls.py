@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,9 +22,6 @@ from kernelstate.auth.logins import COOKIE_NAME
 from kernelstate.testing.plugin import ServeProcess, start_serve_process
 
 pytestmark = pytest.mark.browser
-CHROMIUM = os.environ.get("KERNELSTATE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
 PASSWORD = "tls shared password"
 
 
@@ -58,17 +53,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
                                env={"KERNELSTATE_BASIC_AUTH_PASSWORD": PASSWORD})
     yield proc
     proc.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"Debian's chromium is not installed ({CHROMIUM} missing)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield browser
-        browser.close()
 
 
 def test_login_page_and_wss_websocket_over_tls_in_chromium(server: ServeProcess, browser: Any) -> None:

@@ -1,25 +1,13 @@
 """Chromium for the static-export tests: one per module; pages opened from ``file://`` with the network off."""
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from offline_browser import ARGS, CHROMIUM, OfflinePage
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"Debian's chromium is not installed ({CHROMIUM} missing)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield browser
-        browser.close()
+from offline_browser import OfflinePage
 
 
 @pytest.fixture

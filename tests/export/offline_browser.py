@@ -1,16 +1,10 @@
 """Opening a page from ``file://`` in Chromium with the network off, and what to check on it."""
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import time
 from typing import Any
 
-CHROMIUM = os.environ.get("KERNELSTATE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--disable-dev-shm-usage"]
 # A <script src=...> or <link href=...> that would fetch from the network.
 REMOTE_RESOURCE = re.compile(r"<(?:script|link)\b[^>]*\b(?:src|href)\s*=\s*[\"']?\s*(?:https?:)?//", re.IGNORECASE)
 LOCAL_SCHEMES = ("file:", "data:", "blob:", "about:")

@@ -6,8 +6,6 @@ the tests register this module with cloudpickle to be pickled by value.
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -18,11 +16,7 @@ import pytest
 
 import kernelstate as ks
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from .support import free_port, stop_process
 
 
 @dataclass
@@ -36,13 +30,7 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc)
 
 
 def start_redis(workdir: Path, port: int | None = None) -> RedisServer:

@@ -8,8 +8,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import threading
 import time
@@ -22,14 +20,10 @@ import pytest
 from kernelstate.testing import ProtocolClient
 from kernelstate.testing.plugin import ServeProcess, start_serve_process
 
+from .support import free_port, stop_process
+
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 SECRET = "scaleout-store-secret-0123456789abcdef0123"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class RedisServer:
@@ -59,13 +53,8 @@ class RedisServer:
         raise RuntimeError(f"redis-server did not answer on port {self.port} within 10 s")
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        if self.proc is not None:
+            stop_process(self.proc)
         self.proc = None
 
     def client(self) -> Any:
